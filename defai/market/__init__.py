@@ -1,0 +1,1 @@
+"""Market data feeds; every read is point-in-time."""

@@ -1,0 +1,1 @@
+"""The aggregated inference network (Allora's mechanism)."""

@@ -1,0 +1,1 @@
+"""Built-in strategies, found by defai as plugins."""
