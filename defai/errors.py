@@ -40,7 +40,7 @@ class StaleInferenceError(NetworkError):
 
 
 class ProtocolMathError(DefaiError, ValueError):
-    """Protocol maths was asked something outside its domain (a tick out of range, zero liquidity)."""
+    """Protocol maths was asked something outside its domain (tick out of range, zero liquidity)."""
 
 
 class ToolInputError(DefaiError, ValueError):

@@ -48,7 +48,7 @@ def to_ms(when: int | float | str | pd.Timestamp | np.datetime64) -> int:
         ts = pd.Timestamp(when)
     except (ValueError, TypeError) as exc:
         raise DataError(f"not a time: {when!r} ({exc})") from None
-    if ts is pd.NaT:
+    if pd.isna(ts):
         raise DataError(f"not a time: {when!r}")
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return int(ts.value // 1_000_000)

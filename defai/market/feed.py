@@ -68,12 +68,14 @@ class Series:
         close: FloatArray,
         volume: FloatArray,
     ) -> Series:
-        arrays = [np.ascontiguousarray(ts, dtype=np.int64)] + [
+        times = np.ascontiguousarray(ts, dtype=np.int64)
+        times.setflags(write=False)
+        values = [
             np.ascontiguousarray(a, dtype=np.float64) for a in (open_, high, low, close, volume)
         ]
-        for a in arrays:
+        for a in values:
             a.setflags(write=False)
-        return cls(symbol, timeframe, *arrays)
+        return cls(symbol, timeframe, times, *values)
 
     @property
     def close_ts(self) -> IntArray:
@@ -108,7 +110,10 @@ def resample(series: Series, timeframe: str) -> Series:
     per_bucket = target_ms // base_ms
     bucket = series.ts // target_ms
     if len(bucket) == 0:
-        return Series.from_arrays(series.symbol, timeframe, *(np.empty(0) for _ in range(6)))  # type: ignore[arg-type]
+        empty = np.empty(0)
+        return Series.from_arrays(
+            series.symbol, timeframe, series.ts, empty, empty, empty, empty, empty
+        )
     starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
     counts = np.diff(np.r_[starts, len(bucket)])
     ends = starts + counts - 1
@@ -120,11 +125,13 @@ def resample(series: Series, timeframe: str) -> Series:
     low = np.full(len(starts), np.inf)
     np.maximum.at(high, idx, series.high[members])
     np.minimum.at(low, idx, series.low[members])
-    volume = np.bincount(idx, weights=series.volume[members], minlength=len(starts))
+    volume = np.bincount(idx, weights=series.volume[members], minlength=len(starts)).astype(
+        np.float64
+    )
     return Series.from_arrays(
         series.symbol,
         timeframe,
-        bucket[starts] * target_ms,
+        (bucket[starts] * target_ms).astype(np.int64),
         series.open[starts],
         high,
         low,
