@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from support import shared_file
 
+pytest_plugins = ["loopback_binance"]
+
 
 @pytest.fixture
 def eth_1h_csv() -> Path:

@@ -25,7 +25,9 @@ def good_rows(n: int = 5) -> list[str]:
     ]
 
 
-def write(tmp_path: Path, rows: list[str], header: str = HEADER_NORMALISED, gz: bool = False) -> Path:
+def write(
+    tmp_path: Path, rows: list[str], header: str = HEADER_NORMALISED, gz: bool = False
+) -> Path:
     text = header + "\n".join(rows) + "\n"
     if gz:
         path = tmp_path / "binance_ETHUSDT_1h.csv.gz"
@@ -86,7 +88,8 @@ def test_daily_candles_skip_days_with_missing_hours(eth_1h_csv: Path) -> None:
 BAD_ROWS = {
     "unsorted": (
         [good_rows()[1], good_rows()[0], *good_rows()[2:]],
-        r"line 3: timestamps not sorted ascending \(earlier than the previous row\): 2024-01-01T00:00",
+        r"line 3: timestamps not sorted ascending \(earlier than the previous row\): "
+        r"2024-01-01T00:00",
     ),
     "duplicate": (
         [*good_rows(3), good_rows(3)[2]],

@@ -37,7 +37,9 @@ def random_feed(seed: int, n: int, drop: float) -> StoreFeed:
     return StoreFeed(SeriesStore([series]))
 
 
-def check_window(feed: Feed, timeframe: str, as_of: int, limit: int | None, since: int | None) -> None:
+def check_window(
+    feed: Feed, timeframe: str, as_of: int, limit: int | None, since: int | None
+) -> None:
     window = feed.candles("ETH/USDT", timeframe, as_of, limit=limit, since=since)
     period = timeframe_ms(timeframe)
     assert np.all(window.close_ts <= as_of)
@@ -94,7 +96,9 @@ def eth_feed() -> CsvFeed:
     timeframe=st.sampled_from(["1h", "4h", "1d"]),
     limit=st.none() | st.integers(1, 300),
 )
-def test_real_history_never_leaks_the_future(eth_feed: CsvFeed, as_of: int, timeframe: str, limit: int | None) -> None:
+def test_real_history_never_leaks_the_future(
+    eth_feed: CsvFeed, as_of: int, timeframe: str, limit: int | None
+) -> None:
     check_window(eth_feed, timeframe, as_of, limit, None)
 
 

@@ -1,0 +1,84 @@
+"""The `defai` command as a user runs it: exit codes, redaction, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from defai import __version__
+from defai.cli import app
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"defai {__version__}"
+
+
+def test_config_show_redacts_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "defai.toml"
+    config.write_text('[exchange]\nname = "kraken"\napi_key = "key-from-file"\n')
+    monkeypatch.setenv("DEFAI_EXCHANGE__SECRET", "secret-from-env")
+    result = runner.invoke(app, ["config", "show", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert '"name": "kraken"' in result.output
+    assert result.output.count("**********") == 2
+    assert "key-from-file" not in result.output and "secret-from-env" not in result.output
+
+
+def test_config_typo_names_key_and_file(tmp_path: Path) -> None:
+    config = tmp_path / "defai.toml"
+    config.write_text('[exchange]\nnmae = "kraken"\n')
+    result = runner.invoke(app, ["config", "show", "--config", str(config)])
+    assert result.exit_code == 2
+    assert f"{config}: exchange.nmae: unknown key" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_data_show_csv_reports_gaps(eth_1h_csv: Path) -> None:
+    result = runner.invoke(app, ["data", "show", "--csv", str(eth_1h_csv)], terminal_width=120)
+    assert result.exit_code == 0, result.output
+    assert "ETH/USDT" in result.output
+    assert "33,413" in result.output
+    assert "8 (16)" in result.output
+
+
+def test_data_show_synthetic_daily() -> None:
+    result = runner.invoke(app, ["data", "show", "--days", "30", "--timeframe", "1d"])
+    assert result.exit_code == 0, result.output
+    assert "ETH/USDT" in result.output and "BTC/USDT" in result.output
+    assert "│ rows" in result.output and "30 │" in result.output
+
+
+def test_data_show_bad_csv_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "x_ETHUSDT_1h.csv"
+    bad.write_text("timestamp,open,high,low,close,volume\n0,1,1,1,1,1\n0,1,1,1,1,1\n")
+    result = runner.invoke(app, ["data", "show", "--csv", str(bad)])
+    assert result.exit_code == 2
+    assert "line 3: duplicate timestamp" in result.output
+
+
+def test_data_download_then_show_from_cache(tmp_path, binance, make_binance, monkeypatch) -> None:
+    state, url = binance
+    now = 1_704_067_200_000 + 200 * 3_600_000
+    monkeypatch.setattr("defai.cli.make_exchange", lambda name: make_binance(url, now))
+    monkeypatch.setenv("DEFAI_DATA__DIR", str(tmp_path))
+    args = ["--exchange", "binance", "--symbol", "ETH/USDT", "--since", "2024-01-01"]
+    result = runner.invoke(app, ["data", "download", *args, "--timeframe", "1h"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "binance" / "ETH_USDT-1h.csv").exists()
+    requests = len(state.kline_requests)
+    result = runner.invoke(app, ["data", "show", *args])
+    assert result.exit_code == 0, result.output
+    assert "200" in result.output
+    assert len(state.kline_requests) == requests  # served from the cache
+
+
+def test_demo_runs_offline() -> None:
+    result = runner.invoke(app, ["demo", "--days", "30"])
+    assert result.exit_code == 0, result.output
+    assert "synthetic market" in result.output
