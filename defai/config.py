@@ -52,7 +52,7 @@ class AlloraSettings(Section):
     """The real Allora network's consumer API."""
 
     api_key: SecretStr | None = None
-    base_url: str = "https://api.allora.network"
+    base_url: str = "https://api.allora.network/v2"
     chain: Literal["mainnet", "testnet"] = "testnet"
     timeout_s: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
