@@ -124,3 +124,23 @@ def resolve(group: str, name_or_spec: str, folders: Iterable[str | Path] = ()) -
         known = ", ".join(sorted(found)) or "none"
         raise PluginError(f"no {group} plugin named {name_or_spec!r}; known: {known}")
     return found[name_or_spec]
+
+
+def build_tool(obj: Any, network: Any, market: Any) -> Any:
+    """A tool plugin made ready: a tool instance as is, else a factory called with the context.
+
+    Tool classes take `network=` and `market=` keywords (and ignore what they do not need).
+    """
+    from langchain_core.tools import BaseTool  # deferred: plugins.py is imported by the CLI
+
+    if isinstance(obj, BaseTool):
+        return obj
+    if not callable(obj):
+        raise PluginError(f"{obj!r} is neither a LangChain tool nor a tool factory")
+    try:
+        tool = obj(network=network, market=market)
+    except TypeError as exc:
+        raise PluginError(f"{obj!r} cannot be built with network= and market=: {exc}") from None
+    if not isinstance(tool, BaseTool):
+        raise PluginError(f"{obj!r} built a {type(tool).__name__}, not a LangChain tool")
+    return tool

@@ -82,3 +82,25 @@ def test_demo_runs_offline() -> None:
     result = runner.invoke(app, ["demo", "--days", "30"])
     assert result.exit_code == 0, result.output
     assert "synthetic market" in result.output
+
+
+def test_network_run_then_show_continues_from_the_saved_state(tmp_path: Path) -> None:
+    db = tmp_path / "net.sqlite"
+    first = runner.invoke(
+        app, ["network", "run", "--days", "20", "--until", "2024-01-16", "--db", str(db)]
+    )
+    assert first.exit_code == 0, first.output
+    assert "ETH/USDT log_return 1h at 2024-01-16 00:00 UTC" in first.output
+    second = runner.invoke(app, ["network", "run", "--days", "20", "--db", str(db)])
+    assert "ETH/USDT volatility 24h at 2024-01-21 00:00 UTC" in second.output
+    shown = runner.invoke(app, ["network", "show", "ETH/USDT log_return 1h", "--db", str(db)])
+    assert shown.exit_code == 0, shown.output
+    assert "kalman-trend" in shown.output and "reputer-4" in shown.output
+
+
+def test_network_show_without_state_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["network", "show", "ETH/USDT log_return 1h", "--db", str(tmp_path / "none.sqlite")]
+    )
+    assert result.exit_code == 2
+    assert "no network state; run `defai network run` first" in result.output

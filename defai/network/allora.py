@@ -24,6 +24,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from defai.config import AlloraSettings
 from defai.errors import ConfigError, NetworkError, PayloadError, StaleInferenceError
 from defai.types import NetworkInference
 
@@ -358,6 +359,18 @@ class AlloraNetwork:
         self.close()
 
     # consumer interface
+
+    @classmethod
+    def from_settings(cls, settings: AlloraSettings) -> AlloraNetwork:
+        """The `[allora]` section of defai.toml (key usually from DEFAI_ALLORA__API_KEY)."""
+        return cls(
+            settings.api_key,
+            settings.base_url,
+            settings.chain,
+            timeout_s=settings.timeout_s,
+            max_retries=settings.max_retries,
+            max_age_s=settings.max_age_s,
+        )
 
     def topics(self) -> list[TopicInfo]:
         """Every topic of the chain, following continuation_token to the last page."""

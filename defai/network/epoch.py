@@ -121,10 +121,14 @@ def _reputer_consensus(
     taking_part = (stakes > 0) & ~np.isnan(flat).all(axis=1)
     if not taking_part.any():
         raise NetworkError("no reputer with stake reported a loss: the epoch cannot be scored")
+    listened = coefficients[taking_part]
+    if not (listened > 0).any():
+        # the reputers listened to are all absent: listen afresh to everyone who reported
+        listened = np.ones_like(listened)
     found = reputer_consensus(
         flat[taking_part][:, ~np.isnan(flat[taking_part]).all(axis=0)],
         stakes[taking_part],
-        coefficients[taking_part],
+        listened,
         params,
     )
 

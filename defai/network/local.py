@@ -244,7 +244,10 @@ class _History:
 class LocalNetwork:
     """The embedded network: `advance(now, feed)` runs due epochs; `latest(topic)` answers."""
 
-    def __init__(self, topics: Sequence[Topic], db: str | Path | None = None) -> None:
+    def __init__(
+        self, topics: Sequence[Topic], db: str | Path | None = None, start: int | None = None
+    ) -> None:
+        """`start` (epoch ms): no epoch before it runs; by default the whole feed's history."""
         if not topics:
             raise NetworkError("a network needs at least one topic")
         self._topics = {t.name: t for t in topics}
@@ -252,6 +255,7 @@ class LocalNetwork:
             raise NetworkError("topic names must be unique")
         self._ledgers = {name: Ledger.initial(t) for name, t in self._topics.items()}
         self._history = {name: _History() for name in self._topics}
+        self._start = -1 if start is None else start
         self._db: sqlite3.Connection | None = None
         if db is not None:
             self._open(Path(db))
@@ -326,6 +330,7 @@ class LocalNetwork:
         due = np.flatnonzero(
             (close_ts % spec.epoch_ms == 0)
             & (close_ts > ledger.last_epoch_ms)
+            & (close_ts >= self._start)
             & (np.arange(len(history)) >= spec.window - 1)
         )
         truth = _ground_truth(history, spec)
@@ -701,11 +706,15 @@ def default_topics(
     weighting: str = "v0.6",
     extra_workers: Sequence[Worker] = (),
 ) -> list[Topic]:
-    """For each symbol: the 1h log-return and the 24h realised volatility, with the built-in zoo."""
+    """For each symbol: log-return over 1h and 24h, 24h realised volatility; the built-in zoo.
+
+    The 24h pair (return and volatility at the same horizon) is what the LP-range and leverage
+    tools size positions from; the 1h return feeds short-horizon decisions.
+    """
     params = EpochParams(synthesis=SynthesisParams(weighting=weighting))  # type: ignore[arg-type]
     topics = []
     for symbol in symbols:
-        for target, horizon in (("log_return", 1), ("volatility", 24)):
+        for target, horizon in (("log_return", 1), ("log_return", 24), ("volatility", 24)):
             spec = TopicSpec(
                 name=topic_name(symbol, target, f"{horizon}h"),
                 symbol=symbol,

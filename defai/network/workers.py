@@ -623,18 +623,22 @@ class RandomGuesser(SignalWorker):
 
 @dataclass(frozen=True)
 class Adversarial(SignalWorker):
-    """Bad actor: a good model turned against the network.
+    """Bad actor: a good model turned against the network, and biased.
 
-    Return and price topics: the inner forecast with its sign flipped, times `factor`.
+    Return and price topics: the inner forecast with its sign flipped, times `factor`, pushed
+    `bias` standard deviations of the horizon return (over the window) away from it — flipping
+    alone is harmless where the inner forecast is near zero, as hourly returns' is.
     Volatility topics (a negative variance is impossible): the inner volatility times `factor`.
     """
 
     name: str = "adversarial"
     inner: SignalWorker = field(default_factory=Ewma)
     factor: float = 3.0
+    bias: float = 1.0
 
     def __post_init__(self) -> None:
         _check(self.factor > 0, self.name, "factor must be > 0")
+        _check(math.isfinite(self.bias), self.name, "bias must be finite")
 
     def min_candles(self, topic: TopicSpec) -> int:
         return self.inner.min_candles(topic)
@@ -648,7 +652,10 @@ class Adversarial(SignalWorker):
         epoch_ms: IntArray,
     ) -> FloatArray:
         inner = self.inner.window_sums(signal, starts, length, topic, epoch_ms)
-        return inner * self.factor**2 if _is_variance(topic) else -self.factor * inner
+        if _is_variance(topic):
+            return inner * self.factor**2
+        spread = np.sqrt(topic.horizon * _moving_sums(signal * signal, length)[starts] / length)
+        return -self.factor * inner + self.bias * spread
 
 
 def default_zoo() -> list[SignalWorker]:

@@ -316,13 +316,20 @@ def test_random_guesser_is_wide_and_reproducible_from_seed_and_epoch_time() -> N
     assert RandomGuesser(seed=3).predict(history, t) != RandomGuesser(seed=3).predict(shifted, t)
 
 
-def test_adversarial_flips_returns_and_inflates_volatility() -> None:
+def test_adversarial_flips_biases_returns_and_inflates_volatility() -> None:
     window = candles(random_walk(300))
     inner = Ewma()
-    bad = Adversarial(inner=inner, factor=3.0)
     ret, vol = topic("log_return"), topic("volatility")
-    assert bad.predict(window, ret) == pytest.approx(-3.0 * inner.predict(window, ret))
-    assert bad.predict(window, vol) == pytest.approx(3.0 * inner.predict(window, vol))
+    flipped = Adversarial(inner=inner, factor=3.0, bias=0.0)
+    assert flipped.predict(window, ret) == pytest.approx(-3.0 * inner.predict(window, ret))
+    assert flipped.predict(window, vol) == pytest.approx(3.0 * inner.predict(window, vol))
+    # the bias pushes the flipped forecast by `bias` standard deviations of the window's returns
+    r = np.diff(np.log(window.close[-ret.window :]))
+    spread = np.sqrt(ret.horizon * np.mean(r * r))
+    biased = Adversarial(inner=inner, factor=3.0, bias=2.0)
+    assert biased.predict(window, ret) == pytest.approx(
+        flipped.predict(window, ret) + 2.0 * spread, rel=1e-9
+    )
 
 
 @pytest.mark.parametrize(
