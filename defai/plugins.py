@@ -84,7 +84,8 @@ def from_folder(folder: str | Path, accept: Callable[[Any], bool]) -> dict[str, 
             continue
         module = _import_file(path)
         for attr, obj in vars(module).items():
-            if not attr.startswith("_") and accept(obj):
+            imported_class = isinstance(obj, type) and obj.__module__ != module.__name__
+            if not attr.startswith("_") and not imported_class and accept(obj):
                 found[plugin_name(obj, attr)] = obj
     return found
 

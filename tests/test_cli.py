@@ -65,7 +65,8 @@ def test_data_show_bad_csv_is_an_error_not_a_traceback(tmp_path: Path) -> None:
 def test_data_download_then_show_from_cache(tmp_path, binance, make_binance, monkeypatch) -> None:
     state, url = binance
     now = 1_704_067_200_000 + 200 * 3_600_000
-    monkeypatch.setattr("defai.cli.make_exchange", lambda name: make_binance(url, now))
+    for module in ("defai.cli.common", "defai.cli.data"):
+        monkeypatch.setattr(f"{module}.make_exchange", lambda name: make_binance(url, now))
     monkeypatch.setenv("DEFAI_DATA__DIR", str(tmp_path))
     args = ["--exchange", "binance", "--symbol", "ETH/USDT", "--since", "2024-01-01"]
     result = runner.invoke(app, ["data", "download", *args, "--timeframe", "1h"])
@@ -104,3 +105,37 @@ def test_network_show_without_state_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "no network state; run `defai network run` first" in result.output
+
+
+def test_tools_list_shows_builtins_and_a_plugin_folder() -> None:
+    result = runner.invoke(app, ["tools", "list", "--tools-dir", "examples"], terminal_width=150)
+    assert result.exit_code == 0, result.output
+    for name in (
+        "price_forecast",
+        "volatility_forecast",
+        "lp_range",
+        "liquidation_risk",
+        "mev_check",
+        "leverage_advisor",
+    ):
+        assert name in result.output
+    assert "realized_volatility" in result.output or "realised" in result.output
+
+
+def test_tools_call_answers_offline_as_json() -> None:
+    args = '{"symbol": "ETH/USDT", "horizon": "24h"}'
+    result = runner.invoke(
+        app, ["tools", "call", "volatility_forecast", "--args", args, "--days", "20"]
+    )
+    assert result.exit_code == 0, result.output
+    assert '"topic": "ETH/USDT volatility 24h"' in result.output
+    assert '"stale": false' in result.output
+
+
+def test_tools_call_with_bad_arguments_is_a_tool_error() -> None:
+    args = '{"symbol": "ETH/USDT", "horizon": "soon"}'
+    result = runner.invoke(app, ["tools", "call", "price_forecast", "--args", args, "--days", "20"])
+    assert result.exit_code == 1
+    assert "invalid arguments: horizon" in result.output
+    bad_json = runner.invoke(app, ["tools", "call", "price_forecast", "--args", "{symbol"])
+    assert bad_json.exit_code == 2 and "--args is not valid JSON" in bad_json.output
