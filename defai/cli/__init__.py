@@ -6,13 +6,18 @@ import json
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from defai import __version__
 from defai.cli.common import ConfigOption, console, guarded, settings_from
 from defai.cli.data import data_app, print_summary
-from defai.cli.network import network_app
+from defai.cli.network import network_app, print_network
 from defai.cli.tools import tools_app
 from defai.market.synthetic import SyntheticFeed
+from defai.market.view import MarketView, SimClock
+from defai.network.local import LocalNetwork, default_topics
+from defai.network.workers import bad_actors
+from defai.plugins import TOOLS_GROUP, build_tool, discover
 
 app = typer.Typer(help="Autonomous DeFi trading agents on an aggregated inference network.")
 config_app = typer.Typer(help="Inspect the configuration.")
@@ -48,8 +53,11 @@ def config_show(config: ConfigOption = None) -> None:
 def demo(
     seed: Annotated[int, typer.Option(help="Synthetic market seed.")] = 7,
     days: Annotated[int, typer.Option(help="Length in days.")] = 365,
+    network_days: Annotated[
+        int, typer.Option(help="Days the embedded network runs at the end.")
+    ] = 45,
 ) -> None:
-    """Offline demo on the embedded synthetic market (no network, no keys)."""
+    """Offline demo on the embedded defaults: the synthetic market, the network, two tools."""
     feed = guarded(lambda: SyntheticFeed(seed=seed, days=days))
     console.print(
         "[bold]defai demo[/]: the embedded synthetic market "
@@ -57,3 +65,49 @@ def demo(
     )
     print_summary(feed, None, "hourly candles")
     print_summary(feed, "1d", "daily candles")
+
+    end = feed.span("ETH/USDT", "1h")[1]
+    start = max(end - network_days * 86_400_000, feed.span("ETH/USDT", "1h")[0])
+    console.rule(f"the embedded inference network, last {network_days} days, with 3 bad actors")
+    topics = default_topics(["ETH/USDT"], extra_workers=bad_actors(seed))
+    network = LocalNetwork(topics, start=start)
+    with console.status("running epochs..."):
+        guarded(lambda: network.advance(end, feed))
+    for spec in network.topics():
+        shown = spec.name == "ETH/USDT log_return 1h"
+        print_network(network.latest(spec.name), network if shown else None)
+
+    console.rule("two tools, as an agent calls them")
+    market = MarketView(feed, SimClock(end))
+    tools = {
+        name: guarded(lambda obj=obj: build_tool(obj, network, market))  # type: ignore[misc]
+        for name, obj in guarded(lambda: discover(TOOLS_GROUP)).items()
+    }
+    calls = {
+        "lp_range": {
+            "symbol": "ETH/USDT",
+            "fee_tier": 3000,
+            "capital": 10_000,
+            "horizon": "24h",
+            "fee_apr": 0.25,
+        },
+        "liquidation_risk": {
+            "symbol": "ETH/USDT",
+            "collateral_amount": 10,
+            "debt": 0.4 * 10 * market.last_price("ETH/USDT"),
+            "liquidation_threshold": 0.83,
+        },
+    }
+    for name, arguments in calls.items():
+        if name not in tools:
+            continue
+        answer = json.loads(str(tools[name].invoke(arguments)))
+        table = Table(
+            title=f"{name}({json.dumps(arguments)})", title_justify="left", show_header=False
+        )
+        for key, value in answer.items():
+            if isinstance(value, float):
+                table.add_row(key, f"{value:.6g}")
+            elif isinstance(value, int | str | bool):
+                table.add_row(key, str(value))
+        console.print(table)

@@ -146,13 +146,13 @@ def print_network(inference: NetworkInference, network: LocalNetwork | None) -> 
         if previous_kind is not None and row["kind"] != previous_kind:
             table.add_section()
         previous_kind = row["kind"]
-        label = f"{name} (suspended)" if row["status"] == "suspended" else str(name)
+        label = f"{name}*" if row["status"] == "suspended" else str(name)
         cells = ("" if row[c] != row[c] else fmt.format(row[c]) for c, (_, fmt) in formats.items())
         table.add_row(label, *cells)
     console.print(table)
     console.print(
         "loss: EMA of log10 loss; regret: network loss minus own (higher is better); weight: "
         "share of the latest inference (reputers: listening coefficient); stake: deposit "
-        "(reputers: stake); slashed: lost to defai's slashing rule",
+        "(reputers: stake); slashed: lost to defai's slashing rule; *: suspended",
         style="dim",
     )
