@@ -35,6 +35,7 @@ lint: $(STAMP)
 # Re-resolve the pins after editing pyproject.toml's dependencies.
 lock: $(STAMP)
 	$(BIN)/python -m uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -o requirements.lock
+	$(BIN)/python -m uv pip compile pyproject.toml --extra dev --extra allora --universal --python-version 3.11 -o requirements-allora.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache defai-report
