@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,16 @@ def feed() -> SyntheticFeed:
 
 def end_of(feed: StoreFeed) -> int:
     return feed.span("ETH/USDT", "1h")[1]
+
+
+def filtered(feed: StoreFeed, keep_mask: Callable[[Series], np.ndarray]) -> StoreFeed:
+    """The feed's ETH/USDT hourly series with only the candles `keep_mask` selects."""
+    series = feed.store.series("ETH/USDT", "1h")
+    keep = keep_mask(series)
+    arrays = (series.ts, series.open, series.high, series.low, series.close, series.volume)
+    return StoreFeed(
+        SeriesStore([Series.from_arrays("ETH/USDT", "1h", *(a[keep] for a in arrays))])
+    )
 
 
 def test_latest_is_a_complete_inference(feed: SyntheticFeed) -> None:
@@ -75,29 +86,7 @@ def test_future_candles_change_nothing(feed: SyntheticFeed) -> None:
     cut = end_of(feed) - 100 * HOUR
     full = LocalNetwork.default(feed)
     full.advance(cut, feed)
-    series = feed.store.series("ETH/USDT", "1h")
-    keep = series.close_ts <= cut
-    truncated = StoreFeed(
-        SeriesStore(
-            [
-                Series.from_arrays(
-                    "ETH/USDT",
-                    "1h",
-                    *(
-                        a[keep]
-                        for a in (
-                            series.ts,
-                            series.open,
-                            series.high,
-                            series.low,
-                            series.close,
-                            series.volume,
-                        )
-                    ),
-                )
-            ]
-        )
-    )
+    truncated = filtered(feed, lambda series: series.close_ts <= cut)
     past_only = LocalNetwork.default(truncated)
     past_only.advance(cut, truncated)
     assert full.latest(RETURNS) == past_only.latest(RETURNS)
@@ -180,34 +169,14 @@ def test_a_failing_user_model_gives_no_inference_not_a_crash(feed: SyntheticFeed
 def test_gap_in_the_feed_skips_epochs_without_crashing() -> None:
     feed = SyntheticFeed(seed=2, days=16)
     series = feed.store.series("ETH/USDT", "1h")
-    keep = np.ones(len(series.ts), dtype=bool)
-    keep[300:303] = False  # a three-hour outage
-    gappy = StoreFeed(
-        SeriesStore(
-            [
-                Series.from_arrays(
-                    "ETH/USDT",
-                    "1h",
-                    *(
-                        a[keep]
-                        for a in (
-                            series.ts,
-                            series.open,
-                            series.high,
-                            series.low,
-                            series.close,
-                            series.volume,
-                        )
-                    ),
-                )
-            ]
-        )
-    )
+    outage = np.zeros(len(series.ts), dtype=bool)
+    outage[300:303] = True  # a three-hour outage
+    gappy = filtered(feed, lambda s: ~outage)
     net = LocalNetwork.default(gappy)
     net.advance(end_of(gappy), gappy)
     history = net.history(RETURNS)
-    outage = series.close_ts[300:303]
-    assert not set(outage) & {int(t.value // 1_000_000) for t in history.index}
+    missing = series.close_ts[300:303]
+    assert not set(missing) & {int(t.value // 1_000_000) for t in history.index}
     # the epoch just before the outage has no truth (its next candle is missing): never scored
     before = series.close_ts[299]
     assert np.isnan(history.loc[history.index.asi8 // 1_000_000 == before, "truth"]).all()
