@@ -1,0 +1,1 @@
+"""The agent: one tick from observation to intents, the RiskGuard that gates them, the journal."""
