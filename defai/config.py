@@ -66,6 +66,12 @@ class NetworkSettings(Section):
     db: Path | None = None
 
 
+class AgentSettings(Section):
+    """How `defai run` behaves."""
+
+    state_dir: Path | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -78,6 +84,7 @@ class Settings(BaseSettings):
     exchange: ExchangeSettings = ExchangeSettings()
     allora: AlloraSettings = AlloraSettings()
     network: NetworkSettings = NetworkSettings()
+    agent: AgentSettings = AgentSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ from defai import __version__
 from defai.cli.common import ConfigOption, console, guarded, settings_from
 from defai.cli.data import data_app, print_summary
 from defai.cli.network import network_app, print_network
+from defai.cli.run import run as run_command
 from defai.cli.tools import tools_app
 from defai.market.synthetic import SyntheticFeed
 from defai.market.view import MarketView, SimClock
@@ -25,6 +26,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 app.add_typer(network_app, name="network")
 app.add_typer(tools_app, name="tools")
+app.command("run")(run_command)
 
 
 def _version(value: bool) -> None:

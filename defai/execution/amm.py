@@ -537,6 +537,26 @@ class PaperAMM:
 
     # -- portfolio view
 
+    def fee_tier(self, pair: str) -> int:
+        """The pool's fee in pips (3000 = 0.3 %)."""
+        return self._pool(pair).fee_pips
+
+    def transfer(self, token: str, amount: float) -> None:
+        """Move tokens into (amount > 0) or out of (< 0) the wallet: what another venue on the
+        same chain account (a lending market) takes or gives back."""
+        if token not in self._wallet:
+            raise VenueInputError(
+                f"unknown token {token!r}; the wallet holds {sorted(self._wallet)}"
+            )
+        check_amount("amount", abs(amount))
+        raw = to_raw(abs(amount), self._decimals[token], round_up=amount < 0)
+        delta = raw if amount > 0 else -raw
+        if self._wallet[token] + delta < 0:
+            have = from_raw(self._wallet[token], self._decimals[token])
+            raise InsufficientBalanceError(f"needs {-amount} {token}, the wallet holds {have}")
+        self._wallet[token] += delta
+        self._save()
+
     def balances(self) -> dict[str, float]:
         """The wallet, whole tokens."""
         return {token: from_raw(raw, self._decimals[token]) for token, raw in self._wallet.items()}

@@ -452,6 +452,11 @@ class PaperLending:
             borrow_rates={a: r.borrow_rate for a, r in self._reserves.items()},
         )
 
+    @property
+    def reserves(self) -> Mapping[str, ReserveConfig]:
+        """Each listed asset's parameters (LTV, liquidation threshold, rates...)."""
+        return MappingProxyType(self._reserves)
+
     def balances(self) -> dict[str, float]:
         """Net tokens held at the venue per asset: supplied minus borrowed."""
         return {a: self._supplied[a] - self._borrowed[a] for a in self._reserves}
