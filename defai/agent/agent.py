@@ -164,7 +164,8 @@ class Agent:
         review = self.guard.review(proposals, observation)
         executions = tuple(self._execute(a, now) for a in review.approved)
         fills += self.venues.advance(now)  # nothing new at `now`; keeps venue clocks aligned
-        equity = self._journal(now, review.verdicts, executions, fills)
+        transcript = list(getattr(self.policy, "last_transcript", None) or [])
+        equity = self._journal(now, review.verdicts, executions, fills, transcript)
         return TickReport(now, observation, review.verdicts, executions, tuple(fills), equity)
 
     def run(self, until_ms: int, step_ms: int, set_time: Callable[[int], None]) -> list[TickReport]:
@@ -404,6 +405,7 @@ class Agent:
         verdicts: Sequence[Verdict],
         executions: Sequence[Execution],
         fills: Sequence[Mapping[str, Any]],
+        transcript: Sequence[Mapping[str, Any]],
     ) -> float:
         by_venue = self.venues.equity_by_venue(self.quote)
         equity = sum(by_venue.values())
@@ -413,6 +415,8 @@ class Agent:
         journal = self.journal
         with journal.transaction():
             tick = journal.tick(self.run_id, now)
+            for entry in transcript:  # an LLM policy's conversation, replayable
+                journal.llm_message(tick, **entry)
             for call in calls:
                 journal.tool_call(
                     tick, call.tool, call.inputs, call.output, call.latency_ms, call.error

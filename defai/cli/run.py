@@ -74,6 +74,17 @@ def run(
     capital: Annotated[
         float, typer.Option(help="Starting USDT on the exchange and in the wallet.")
     ] = 10_000.0,
+    llm: Annotated[
+        str | None,
+        typer.Option(help="Let a LangChain chat model decide, e.g. 'openai:gpt-4o-mini'."),
+    ] = None,
+    replay: Annotated[
+        str | None, typer.Option(help="Re-run a journaled LLM run (run id) without the model.")
+    ] = None,
+    replay_from: Annotated[
+        Path | None,
+        typer.Option(help="The journal holding the --replay run (run into a fresh --state-dir)."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Run an agent on paper: its strategy asks the tools, the guard vets, paper venues trade."""
@@ -84,6 +95,13 @@ def run(
     folder.mkdir(parents=True, exist_ok=True)
     network = _network(network_kind or settings.network.kind, feed, folder, settings)
     agent, journal, run_id, start = _agent(chosen, feed, network, folder, capital)
+    if replay and (
+        replay_from is None or replay_from.resolve() == (folder / "journal.sqlite").resolve()
+    ):
+        fail("--replay needs --replay-from OLD/journal.sqlite and a fresh --state-dir")
+    if llm or replay:
+        source = Journal(replay_from) if replay_from else journal
+        agent.policy = guarded(lambda: _llm_policy(llm, replay, source, chosen))
     end = guarded(lambda: to_ms(until)) if until else feed.span(chosen.symbols[0], "1h")[1]
     stop = _Stop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -113,6 +131,18 @@ def _strategy(spec: str) -> Strategy:
     if not isinstance(instance, Strategy):
         fail(f"{spec!r} is not a strategy (it needs name, symbols, topics and decide)")
     return instance  # type: ignore[no-any-return]
+
+
+def _llm_policy(
+    llm: str | None, replay: str | None, journal: Journal, strategy: Strategy
+) -> Policy:
+    """The strategy's symbols and topics, decided by a model (or its journaled answers)."""
+    from defai.agent.llm import LLMPolicy  # deferred: only LLM runs pay for it
+
+    if replay:
+        return LLMPolicy.replay(journal, replay)
+    assert llm is not None
+    return LLMPolicy(llm, symbols=strategy.symbols, topics=strategy.topics)
 
 
 def _network(kind: str, feed: Feed, folder: Path, settings: Settings) -> InferenceSource:
