@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from langchain_core.messages import AIMessage
+from llm_support import ScriptedModel
 
 from defai.agent.agent import Agent, Venues
 from defai.agent.guard import RiskGuard, RiskLimits
 from defai.agent.intents import Borrow, Hold, PlaceOrder, Supply
 from defai.agent.journal import Journal
+from defai.agent.llm import SUBMIT_TOOL, LLMPolicy
 from defai.agent.observation import Observation
 from defai.agent.policy import StrategyPolicy
 from defai.agent.toolbox import ToolBox, ToolCallError
@@ -121,3 +124,71 @@ def test_guard_blocks_what_breaks_a_limit(tmp_path: Path) -> None:
     codes = {str(v.code) for v in report.verdicts}
     assert "MAX_NOTIONAL_ORDER" in codes  # 1 ETH supply is worth far more than 50
     assert not report.executions
+
+
+def _llm_turns(ticks: int) -> list[AIMessage]:
+    """Each tick: ask for a forecast, then submit one small buy."""
+    turns: list[AIMessage] = []
+    for tick in range(ticks):
+        turns.append(
+            AIMessage(
+                content="",
+                tool_calls=[
+                    {
+                        "id": f"f{tick}",
+                        "name": "price_forecast",
+                        "args": {"symbol": "ETH/USDT", "horizon": "24h"},
+                        "type": "tool_call",
+                    }
+                ],
+            )
+        )
+        buy = {
+            "kind": "place_order",
+            "symbol": "ETH/USDT",
+            "side": "buy",
+            "amount_fraction": 0.02,
+            "reason": "the forecast",
+        }
+        turns.append(
+            AIMessage(
+                content="",
+                tool_calls=[
+                    {
+                        "id": f"s{tick}",
+                        "name": SUBMIT_TOOL,
+                        "args": {"intents": [buy]},
+                        "type": "tool_call",
+                    }
+                ],
+            )
+        )
+    return turns
+
+
+def test_replaying_a_journaled_llm_run_gives_the_same_intents_and_fills(tmp_path: Path) -> None:
+    ticks = 6
+    journal = Journal(tmp_path / "first" / "journal.sqlite")
+    run_id = journal.start_run({}, "paper", "llm", 4)
+    agent, clock, start = build(tmp_path / "first", journal, run_id)
+    agent.policy = LLMPolicy(ScriptedModel(messages=iter(_llm_turns(ticks))), symbols=["ETH/USDT"])
+    live = agent.run(start + (ticks - 1) * HOUR, HOUR, clock.set)
+
+    replay_journal = Journal(tmp_path / "second" / "journal.sqlite")
+    replay_id = replay_journal.start_run({}, "paper", "llm-replay", 4)
+    again, clock2, _ = build(tmp_path / "second", replay_journal, replay_id)
+    again.policy = LLMPolicy.replay(journal, run_id)
+    replayed = again.run(start + (ticks - 1) * HOUR, HOUR, clock2.set)
+
+    def intents(reports: list) -> list:  # type: ignore[type-arg]
+        return [(str(v.code), v.intent) for r in reports for v in r.verdicts]
+
+    def fills(reports: list) -> list:  # type: ignore[type-arg]
+        return [(f["timestamp"], f["price"], f["amount"]) for r in reports for f in r.fills]
+
+    assert any(code == "APPROVED" for code, _ in intents(live))
+    assert intents(replayed) == intents(live)
+    assert fills(replayed) == fills(live) and fills(live)
+    assert [c.output for c in replay_journal.tool_calls(replay_id)] == [
+        c.output for c in journal.tool_calls(run_id)
+    ]
