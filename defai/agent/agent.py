@@ -140,7 +140,10 @@ class Agent:
         window: int = 256,
         journal: Journal | None = None,
         run_id: str | None = None,
+        resumed: bool = False,
     ) -> None:
+        """`resumed`: the run restarts after a stop or a crash; the first tick then journals the
+        exchange's trades the journal may have missed (the journal ignores those it has)."""
         self.clock, self.feed, self.network = clock, feed, network
         self.policy, self.guard, self.toolbox, self.venues = policy, guard, toolbox, venues
         self.symbols, self.topics = tuple(symbols), tuple(topics)
@@ -150,6 +153,7 @@ class Agent:
             raise DefaiError("a journaled agent needs the run id the journal opened")
         self._peak = -math.inf
         self._orders_sent = 0
+        self._catch_up = resumed
 
     # ------------------------------------------------------------------ one tick
 
@@ -157,6 +161,9 @@ class Agent:
         now = self.clock.now_ms()
         self._orders_sent = 0  # ids restart each tick: a re-run tick resends the same ids
         fills = self.venues.advance(now)
+        if self._catch_up and self.venues.exchange is not None:
+            fills = [*self.venues.exchange.fetch_my_trades(), *fills]
+            self._catch_up = False
         if isinstance(self.network, Advancing):
             self.network.advance(now, self.feed)
         observation = self.observe(now)

@@ -160,7 +160,11 @@ def _agent(
     journal = Journal(folder / "journal.sqlite")
     previous = journal.last_run("paper")
     first = feed.span(strategy.symbols[0], "1h")[0] + 300 * HOUR  # the network's warm-up
-    if previous is not None and previous.status == "running" and previous.strategy == strategy.name:
+    resumed = (
+        previous is not None and previous.status == "running" and previous.strategy == strategy.name
+    )
+    if resumed:
+        assert previous is not None
         run_id = previous.run_id
         journal.resume_run(run_id)
         last = journal.last_tick(run_id)
@@ -197,6 +201,7 @@ def _agent(
         topics=strategy.topics,
         journal=journal,
         run_id=run_id,
+        resumed=resumed,
     )
     return agent, journal, run_id, start
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from buy_then_borrow import BuyThenBorrow
 from langchain_core.messages import AIMessage
 from llm_support import ScriptedModel
 
 from defai.agent.agent import Agent, Venues
 from defai.agent.guard import RiskGuard, RiskLimits
-from defai.agent.intents import Borrow, Hold, PlaceOrder, Supply
 from defai.agent.journal import Journal
 from defai.agent.llm import SUBMIT_TOOL, LLMPolicy
-from defai.agent.observation import Observation
 from defai.agent.policy import StrategyPolicy
-from defai.agent.toolbox import ToolBox, ToolCallError
+from defai.agent.toolbox import ToolBox
 from defai.execution.amm import PaperAMM, PoolConfig
 from defai.execution.lending import PaperLending
 from defai.execution.paper import PaperExchange
@@ -26,40 +25,6 @@ from defai.plugins import TOOLS_GROUP, build_tool, discover
 
 HOUR = 3_600_000
 RETURN_24H = "ETH/USDT log_return 24h"
-
-
-class BuyThenBorrow:
-    """Buys ETH on the exchange when the 24h forecast is up; supplies wallet ETH and borrows."""
-
-    name = "buy-then-borrow"
-    symbols = ("ETH/USDT",)
-    topics = (RETURN_24H, "ETH/USDT volatility 24h")
-
-    def decide(self, observation: Observation, toolbox: ToolBox) -> list[object]:
-        try:
-            forecast = toolbox.call("price_forecast", {"symbol": "ETH/USDT", "horizon": "24h"})
-        except ToolCallError as exc:
-            return [Hold(reason=str(exc))]
-        intents: list[object] = []
-        if (
-            forecast.expected_price > forecast.last_price
-            and observation.portfolio.free("USDT") > 100
-        ):
-            intents.append(
-                PlaceOrder(
-                    symbol="ETH/USDT",
-                    side="buy",
-                    amount_fraction=0.05,
-                    reason="forecast up",
-                    topics=(RETURN_24H,),
-                )
-            )
-        reserves = observation.portfolio.lending.reserves
-        if reserves["ETH"].supplied == 0:
-            intents.append(Supply(asset="ETH", amount=1.0, reason="collateral"))
-        elif reserves["USDT"].debt == 0:
-            intents.append(Borrow(asset="USDT", amount=100.0, reason="carry"))
-        return intents
 
 
 def build(
