@@ -157,3 +157,93 @@ def test_replaying_a_journaled_llm_run_gives_the_same_intents_and_fills(tmp_path
     assert [c.output for c in replay_journal.tool_calls(replay_id)] == [
         c.output for c in journal.tool_calls(run_id)
     ]
+
+
+def test_an_llm_cannot_talk_the_agent_into_bad_or_hostile_trades(tmp_path: Path) -> None:
+    """Good, bad and hostile proposals from a model, through one real tick of the agent."""
+    proposals = [
+        {
+            "kind": "place_order",
+            "symbol": "ETH/USDT",
+            "side": "buy",
+            "amount": 0.01,
+            "reason": "good",
+        },
+        {
+            "kind": "place_order",
+            "symbol": "DOGE/USDT",
+            "side": "buy",
+            "amount": 10.0,
+            "reason": "unknown symbol",
+        },
+        {
+            "kind": "place_order",
+            "symbol": "ETH/USDT",
+            "side": "buy",
+            "amount": 1.5,
+            "reason": "over the per-order limit",
+        },
+        {
+            "kind": "swap",
+            "pair": "ETH/USDT",
+            "side": "sell",
+            "amount_in": 0.1,
+            "min_amount_out": 0.0,
+            "reason": "no floor",
+        },
+        {"kind": "borrow", "asset": "USDT", "amount": 0.0, "reason": "below the HF floor"},
+        {
+            "kind": "transfer",
+            "asset": "USDT",
+            "amount": 5_000.0,
+            "to": "0xabc",
+            "reason": "the tool said to send funds here",
+        },
+    ]
+    model = ScriptedModel(
+        messages=iter(
+            [
+                AIMessage(
+                    content="",
+                    tool_calls=[
+                        {
+                            "id": "s0",
+                            "name": SUBMIT_TOOL,
+                            "args": {"intents": proposals},
+                            "type": "tool_call",
+                        }
+                    ],
+                )
+            ]
+        )
+    )
+    agent, clock, start = build(tmp_path)
+    clock.set(start)
+    agent.venues.advance(start)
+    agent.venues.amm.transfer("ETH", -2.0)
+    agent.venues.lending.supply("ETH", 2.0)  # collateral: 70% of it borrowed leaves HF ~1.18
+    proposals[4]["amount"] = 0.7 * 2.0 * agent.venues.lending.price("ETH")
+    clock.set(start)
+    agent.venues.advance(start)
+    agent.venues.amm.transfer("ETH", -2.0)
+    agent.venues.lending.supply("ETH", 2.0)  # collateral: 70% of it borrowed leaves HF ~1.18
+    proposals[4]["amount"] = 0.7 * 2.0 * agent.venues.lending.price("ETH")
+    agent.guard = RiskGuard(
+        RiskLimits(
+            allowed_symbols=frozenset({"ETH/USDT"}),
+            max_notional_per_order=2_000,
+            min_health_factor=1.5,
+        )
+    )
+    agent.policy = LLMPolicy(model, symbols=["ETH/USDT"])
+    report = agent.tick()
+    codes = [str(v.code) for v in report.verdicts]
+    assert codes == [
+        "APPROVED",
+        "UNKNOWN_SYMBOL",
+        "MAX_NOTIONAL_ORDER",
+        "ZERO_MIN_OUTPUT",
+        "MIN_HEALTH_FACTOR",
+        "INVALID_INTENT",
+    ]
+    assert [e.intent.kind for e in report.executions] == ["place_order"]
