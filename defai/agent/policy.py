@@ -24,9 +24,14 @@ class Policy(Protocol):
 class Strategy(Protocol):
     """Deterministic trading code. `symbols` and `topics` tell the agent what to observe."""
 
-    name: str
-    symbols: tuple[str, ...]
-    topics: tuple[str, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def symbols(self) -> tuple[str, ...]: ...
+
+    @property
+    def topics(self) -> tuple[str, ...]: ...
 
     def decide(self, observation: Observation, toolbox: ToolBox) -> list[object]: ...
 

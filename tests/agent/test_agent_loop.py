@@ -220,14 +220,9 @@ def test_an_llm_cannot_talk_the_agent_into_bad_or_hostile_trades(tmp_path: Path)
     agent, clock, start = build(tmp_path)
     clock.set(start)
     agent.venues.advance(start)
-    agent.venues.amm.transfer("ETH", -2.0)
-    agent.venues.lending.supply("ETH", 2.0)  # collateral: 70% of it borrowed leaves HF ~1.18
-    proposals[4]["amount"] = 0.7 * 2.0 * agent.venues.lending.price("ETH")
-    clock.set(start)
-    agent.venues.advance(start)
-    agent.venues.amm.transfer("ETH", -2.0)
-    agent.venues.lending.supply("ETH", 2.0)  # collateral: 70% of it borrowed leaves HF ~1.18
-    proposals[4]["amount"] = 0.7 * 2.0 * agent.venues.lending.price("ETH")
+    agent.venues.amm.transfer("ETH", -1.0)
+    agent.venues.lending.supply("ETH", 1.0)  # collateral: 70% of it borrowed leaves HF ~1.18
+    proposals[4]["amount"] = 0.7 * agent.venues.lending.price("ETH")
     agent.guard = RiskGuard(
         RiskLimits(
             allowed_symbols=frozenset({"ETH/USDT"}),
