@@ -41,6 +41,10 @@ class ForecastDirectional:
     """Never short a perpetual (a spot position is long-only anyway)."""
     rebalance_threshold: float = 0.1
     """Trade only when the target exposure differs from the current one by more than this."""
+    max_order_fraction: float | None = 0.04
+    """Largest single order as a share of equity: the position walks toward its target in steps
+    (one per tick), each small enough for the risk guard's per-order limit and the market;
+    None trades to the target at once."""
     stop_sigmas: float = 2.0
     """Stop-loss distance in sigmas of the horizon's forecast log-return."""
     carry_rate: float = 0.0
@@ -53,6 +57,11 @@ class ForecastDirectional:
         require(self, 0 < self.kelly_fraction <= 1, "kelly_fraction must be in (0, 1]")
         require(self, self.max_exposure > 0, "max_exposure must be > 0")
         require(self, self.rebalance_threshold >= 0, "rebalance_threshold must be >= 0")
+        require(
+            self,
+            self.max_order_fraction is None or self.max_order_fraction > 0,
+            "max_order_fraction must be > 0 (or None)",
+        )
         require(self, self.stop_sigmas > 0, "stop_sigmas must be > 0")
         require(
             self,
@@ -101,6 +110,9 @@ class ForecastDirectional:
             return [Hold(reason=f"{why}: within {self.rebalance_threshold:g}", topics=topics)]
         sigma = advice.volatility * math.sqrt(horizon_years(self.horizon))
         wanted = target * equity / price
+        if self.max_order_fraction is not None:
+            step = self.max_order_fraction * equity / price
+            wanted = held + max(-step, min(step, wanted - held))
         if self.perpetual:
             return [self._perpetual_order(held, wanted, price, sigma, why, topics)]
         return [self._spot_order(observation.portfolio, held, wanted, price, sigma, why, topics)]

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from defai.agent.agent import Agent, Venues
-from defai.agent.guard import RiskGuard
+from defai.agent.guard import RiskGuard, RiskLimits
 from defai.agent.journal import Journal
 from defai.agent.policy import Policy, Strategy, StrategyPolicy
 from defai.agent.toolbox import ToolBox
@@ -72,7 +72,10 @@ def run(
         typer.Option(help="Folder for the journal and venue state (resumes if run before)."),
     ] = None,
     capital: Annotated[
-        float, typer.Option(help="Starting USDT on the exchange and in the wallet.")
+        float,
+        typer.Option(
+            help="USDT on the exchange, and as much again in the wallet (half in the base)."
+        ),
     ] = 10_000.0,
     llm: Annotated[
         str | None,
@@ -183,7 +186,7 @@ def _agent(
         amm=PaperAMM(
             feed,
             [PoolConfig(pair) for pair in pairs],
-            balances={"USDT": capital},
+            balances=_wallet(feed, pairs, capital, start),
             db=folder / "amm.sqlite",
         ),
         lending=PaperLending(feed, db=folder / "lending.sqlite"),
@@ -194,7 +197,7 @@ def _agent(
         feed=feed,
         network=network,
         policy=policy,
-        guard=RiskGuard(),
+        guard=RiskGuard(_limits(capital)),
         toolbox=ToolBox(tools),
         venues=venues,
         symbols=strategy.symbols,
@@ -204,6 +207,21 @@ def _agent(
         resumed=resumed,
     )
     return agent, journal, run_id, start
+
+
+def _limits(capital: float) -> RiskLimits:
+    """The guard's defaults, scaled to the run: an order at most 60% of the capital, a day's
+    orders at most five times it; every other limit as RiskLimits() sets it."""
+    return RiskLimits(max_notional_per_order=0.6 * capital, max_notional_per_day=5 * capital)
+
+
+def _wallet(feed: Feed, pairs: list[str], capital: float, start: int) -> dict[str, float]:
+    """The on-chain wallet: half the capital in the quote, half in the first pair's base."""
+    if not pairs:
+        return {"USDT": capital}
+    base, quote = pairs[0].split("/")
+    price = float(feed.candles(pairs[0], "1h", as_of=start, limit=1).close[-1])
+    return {quote: capital / 2, base: capital / 2 / price}
 
 
 def _close(agent: Agent) -> None:

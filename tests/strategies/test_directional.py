@@ -26,8 +26,10 @@ from strategies.directional import ForecastDirectional
 from tools.toolkit import DeFAIToolkit
 
 HOUR_MS = 3_600_000
-SPOT = ForecastDirectional()
-PERP = ForecastDirectional(symbol="ETH/USDT:USDT", long_only=False, max_exposure=2, leverage=3)
+SPOT = ForecastDirectional(max_order_fraction=None)  # whole steps: the sizing, not the pace
+PERP = ForecastDirectional(
+    symbol="ETH/USDT:USDT", long_only=False, max_exposure=2, leverage=3, max_order_fraction=None
+)
 BEARISH = -0.14  # the month ends on a forecast of about +0.067: this makes it about -0.073
 
 
@@ -148,7 +150,11 @@ def test_does_not_churn_within_the_rebalance_threshold(world: World) -> None:
     near_target = observe(world, eth=9_500 / world.price, usdt=500)  # 95% in, target 100%
 
     hold = decide(SPOT, near_target, world.toolbox())
-    order = decide(ForecastDirectional(rebalance_threshold=0.02), near_target, world.toolbox())
+    order = decide(
+        ForecastDirectional(rebalance_threshold=0.02, max_order_fraction=None),
+        near_target,
+        world.toolbox(),
+    )
 
     assert isinstance(hold, Hold) and "within 0.1" in hold.reason
     assert isinstance(order, PlaceOrder) and order.side == "buy"
@@ -189,4 +195,13 @@ def test_holds_when_the_forecast_is_stale(world: World) -> None:
 
 def test_refuses_a_perpetual_margin_that_exceeds_equity() -> None:
     with pytest.raises(ConfigError, match="margin leverage"):
-        ForecastDirectional(symbol="ETH/USDT:USDT", max_exposure=2, leverage=1)
+        ForecastDirectional(
+            symbol="ETH/USDT:USDT", max_exposure=2, leverage=1, max_order_fraction=None
+        )
+
+
+def test_the_position_walks_to_its_target_in_steps(world: World) -> None:
+    """With the default cap each order is at most 4% of equity, whatever the target."""
+    order = decide(ForecastDirectional(), observe(world, usdt=10_000), world.toolbox())
+    assert isinstance(order, PlaceOrder) and order.side == "buy"
+    assert order.resolved_amount == pytest.approx(0.04 * 10_000 / world.price)
