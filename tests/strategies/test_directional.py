@@ -8,22 +8,16 @@ down by a fixed amount: every other input, and every tool, stays the real one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 
 import pytest
+from strategy_world import World
 
 from defai.agent.guard import RiskGuard, RiskLimits
 from defai.agent.intents import Hold, Intent, PlaceOrder, parse_intents
 from defai.agent.observation import Balance, Observation, Portfolio, Position
 from defai.agent.toolbox import ToolBox
 from defai.errors import ConfigError
-from defai.market.synthetic import SyntheticFeed
-from defai.market.view import MarketView, SimClock
-from defai.network.base import InferenceSource
-from defai.network.local import LocalNetwork
-from defai.types import NetworkInference
 from strategies.directional import ForecastDirectional
-from tools.toolkit import DeFAIToolkit
 
 HOUR_MS = 3_600_000
 SPOT = ForecastDirectional(max_order_fraction=None)  # whole steps: the sizing, not the pace
@@ -31,46 +25,6 @@ PERP = ForecastDirectional(
     symbol="ETH/USDT:USDT", long_only=False, max_exposure=2, leverage=3, max_order_fraction=None
 )
 BEARISH = -0.14  # the month ends on a forecast of about +0.067: this makes it about -0.073
-
-
-class Shifted:
-    """The network, with its 24h log-return forecast moved by `shift`."""
-
-    def __init__(self, network: InferenceSource, shift: float) -> None:
-        self.network, self.shift = network, shift
-
-    def latest(self, topic: str) -> NetworkInference:
-        inference = self.network.latest(topic)
-        if topic != "ETH/USDT log_return 24h":
-            return inference
-        values = tuple(v + self.shift for v in inference.ci_values)
-        return replace(inference, value=inference.value + self.shift, ci_values=values)
-
-
-@dataclass(frozen=True)
-class World:
-    feed: SyntheticFeed
-    network: LocalNetwork
-    end_ms: int
-    price: float
-
-    def source(self, shift: float) -> InferenceSource:
-        return Shifted(self.network, shift) if shift else self.network
-
-    def toolbox(self, shift: float = 0.0, late_ms: int = 0) -> ToolBox:
-        """The built-in tools, `late_ms` after the network's last inference."""
-        market = MarketView(self.feed, SimClock(self.end_ms + late_ms))
-        return ToolBox(DeFAIToolkit(network=self.source(shift), market=market).get_tools())
-
-
-@pytest.fixture(scope="module")
-def world() -> World:
-    feed = SyntheticFeed(seed=7, days=30)
-    end_ms = int(feed.candles("ETH/USDT", "1h", 2**62).close_ts[-1])
-    network = LocalNetwork.default(feed)
-    network.advance(end_ms, feed)
-    price = MarketView(feed, SimClock(end_ms)).last_price("ETH/USDT")
-    return World(feed, network, end_ms, price)
 
 
 def observe(

@@ -6,9 +6,8 @@ strategy proposes, and that the RiskGuard (default health-factor floor 1.5) lets
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
+from strategy_world import World
 
 from defai.agent.guard import RiskGuard, RiskLimits
 from defai.agent.intents import (
@@ -24,38 +23,11 @@ from defai.agent.intents import (
 from defai.agent.observation import Balance, LendingAccount, Observation, Portfolio, Reserve
 from defai.agent.toolbox import ToolBox
 from defai.errors import ConfigError
-from defai.market.synthetic import SyntheticFeed
-from defai.market.view import MarketView, SimClock
-from defai.network.local import LocalNetwork
 from strategies.leverage_loop import LeverageLoop
-from tools.toolkit import DeFAIToolkit
 
 HOUR_MS = 3_600_000
 STRATEGY = LeverageLoop()
 LT = 0.825  # the paper venue's ETH reserve: LTV 0.80, liquidation threshold 0.825
-
-
-@dataclass(frozen=True)
-class World:
-    feed: SyntheticFeed
-    network: LocalNetwork
-    end_ms: int
-    price: float
-
-    def toolbox(self, late_ms: int = 0) -> ToolBox:
-        """The built-in tools, `late_ms` after the network's last inference."""
-        market = MarketView(self.feed, SimClock(self.end_ms + late_ms))
-        return ToolBox(DeFAIToolkit(network=self.network, market=market).get_tools())
-
-
-@pytest.fixture(scope="module")
-def world() -> World:
-    feed = SyntheticFeed(seed=7, days=30)
-    end_ms = int(feed.candles("ETH/USDT", "1h", 2**62).close_ts[-1])
-    network = LocalNetwork.default(feed)
-    network.advance(end_ms, feed)
-    price = MarketView(feed, SimClock(end_ms)).last_price("ETH/USDT")
-    return World(feed, network, end_ms, price)
 
 
 def observe(

@@ -8,48 +8,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pytest
+from strategy_world import World
 
 from defai.agent.guard import RiskGuard, RiskLimits
 from defai.agent.intents import CloseLPRange, Hold, Intent, OpenLPRange, Swap, parse_intents
 from defai.agent.observation import Balance, LPPosition, Observation, Portfolio
 from defai.agent.toolbox import ToolBox
 from defai.errors import ConfigError
-from defai.market.synthetic import SyntheticFeed
-from defai.market.view import MarketView, SimClock
-from defai.network.local import LocalNetwork
 from strategies._common import SwapRules
 from strategies.lp_rebalance import LPRebalance
 from tools.lp_range import LpRangeResult
-from tools.toolkit import DeFAIToolkit
 
 HOUR_MS = 3_600_000
 STRATEGY = LPRebalance()
-
-
-@dataclass(frozen=True)
-class World:
-    feed: SyntheticFeed
-    network: LocalNetwork
-    end_ms: int
-    price: float
-
-    def toolbox(self, late_ms: int = 0) -> ToolBox:
-        """The built-in tools, `late_ms` after the network's last inference."""
-        market = MarketView(self.feed, SimClock(self.end_ms + late_ms))
-        return ToolBox(DeFAIToolkit(network=self.network, market=market).get_tools())
-
-
-@pytest.fixture(scope="module")
-def world() -> World:
-    feed = SyntheticFeed(seed=7, days=30)
-    end_ms = int(feed.candles("ETH/USDT", "1h", 2**62).close_ts[-1])
-    network = LocalNetwork.default(feed)
-    network.advance(end_ms, feed)
-    price = MarketView(feed, SimClock(end_ms)).last_price("ETH/USDT")
-    return World(feed, network, end_ms, price)
 
 
 def observe(
