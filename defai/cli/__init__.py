@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Annotated
 
 import typer
@@ -40,8 +41,15 @@ def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    log_level: Annotated[
+        str, typer.Option(help="Log level: DEBUG, INFO, WARNING (venue refusals), ERROR.")
+    ] = "WARNING",
 ) -> None:
     """defai: agents that ask an aggregated inference network, then trade under a risk guard."""
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
 @config_app.command("show")
