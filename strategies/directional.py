@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from defai.agent.intents import Hold, PlaceOrder, market_assets
+from defai.agent.intents import EXCHANGE, Hold, PlaceOrder, market_assets
 from defai.agent.observation import Observation, Portfolio
 from defai.agent.toolbox import ToolBox, ToolCallError
 from defai.network.local import topic_name
@@ -135,7 +135,8 @@ class ForecastDirectional:
             if position is None:
                 return 0.0
             return position.contracts if position.side == "long" else -position.contracts
-        balance = portfolio.balances.get(market_assets(self.symbol)[0])
+        held = portfolio.accounts.get(EXCHANGE, portfolio.balances)
+        balance = held.get(market_assets(self.symbol)[0])
         return 0.0 if balance is None else balance.total
 
     def _stop(self, side: Literal["buy", "sell"], price: float, sigma: float) -> float:
@@ -155,7 +156,7 @@ class ForecastDirectional:
     ) -> object:
         base, quote, _ = market_assets(self.symbol)
         if wanted > held:
-            amount = min(wanted - held, portfolio.free(quote) / price)
+            amount = min(wanted - held, portfolio.free(quote, EXCHANGE) / price)
             if not amount > 0:
                 return Hold(reason=f"{why}, but no free {quote} to buy with", topics=topics)
             return PlaceOrder(
@@ -166,7 +167,7 @@ class ForecastDirectional:
                 reason=f"{why}: buy {amount:.6g} {base}, stop {self.stop_sigmas:g} sigma below",
                 topics=topics,
             )
-        amount = min(held - wanted, portfolio.free(base))
+        amount = min(held - wanted, portfolio.free(base, EXCHANGE))
         if not amount > 0:
             return Hold(reason=f"{why}, but no free {base} to sell", topics=topics)
         return PlaceOrder(

@@ -23,7 +23,16 @@ from typing import ClassVar
 
 from scipy.optimize import brentq
 
-from defai.agent.intents import Borrow, Hold, Refusal, Repay, Supply, Withdraw, account_summary
+from defai.agent.intents import (
+    WALLET,
+    Borrow,
+    Hold,
+    Refusal,
+    Repay,
+    Supply,
+    Withdraw,
+    account_summary,
+)
 from defai.agent.observation import Observation, Reserve
 from defai.agent.toolbox import ToolBox, ToolCallError
 from defai.defi.lending import liquidation_probability_gbm
@@ -148,8 +157,8 @@ class LeverageLoop:
         loop = _Loop(
             collateral,
             debt,
-            cash=min(portfolio.free(self.debt_asset), debt.debt),
-            loose=portfolio.free(self.collateral),
+            cash=min(portfolio.free(self.debt_asset, WALLET), debt.debt),
+            loose=portfolio.free(self.collateral, WALLET),
             health_factor=summary.health_factor,
             available_borrows=summary.available_borrows,
         )

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from defai.agent.intents import CloseLPRange, Hold, OpenLPRange
+from defai.agent.intents import WALLET, CloseLPRange, Hold, OpenLPRange
 from defai.agent.observation import LPPosition, Observation, Portfolio
 from defai.agent.toolbox import ToolBox, ToolCallError
 from defai.defi.uniswap_v3 import FEE_TIER_TICK_SPACING
@@ -86,7 +86,7 @@ class LPRebalance:
             p for p in portfolio.lp_positions if p.pair == self.pair and p.fee_tier == self.fee_tier
         ]
         base, quote = self.pair.split("/")
-        wallet = portfolio.free(base) * price + portfolio.free(quote)
+        wallet = portfolio.free(base, WALLET) * price + portfolio.free(quote, WALLET)
         capital = self.capital_fraction * (wallet + sum(p.value for p in ranges))
         if capital < self.min_capital:
             return [Hold(reason=f"{capital:,.2f} {quote} to provide, below {self.min_capital:g}")]
@@ -147,7 +147,7 @@ class LPRebalance:
         that ratio: whichever token is short, the other (the surplus) pays for it."""
         topics = topics_of(plan.inferences)
         base, quote = self.pair.split("/")
-        have_base, have_quote = portfolio.free(base), portfolio.free(quote)
+        have_base, have_quote = portfolio.free(base, WALLET), portfolio.free(quote, WALLET)
         need_base, need_quote = plan.amount0, plan.amount1
         funded = capital * min(
             have_base / need_base if need_base > 0 else math.inf,

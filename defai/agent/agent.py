@@ -19,6 +19,8 @@ import ccxt
 
 from defai.agent.guard import Approved, RiskGuard, require_approved
 from defai.agent.intents import (
+    EXCHANGE,
+    WALLET,
     Borrow,
     CancelOrder,
     CloseLPRange,
@@ -153,6 +155,7 @@ class Agent:
             raise DefaiError("a journaled agent needs the run id the journal opened")
         self._peak = -math.inf
         self._orders_sent = 0
+        self._pending_exits: list[tuple[str, PlaceOrder]] = []  # entry order id, its intent
         self._catch_up = resumed
 
     # ------------------------------------------------------------------ one tick
@@ -164,6 +167,7 @@ class Agent:
         if self._catch_up and self.venues.exchange is not None:
             fills = [*self.venues.exchange.fetch_my_trades(), *fills]
             self._catch_up = False
+        self._place_exits(now)
         if isinstance(self.network, Advancing):
             self.network.advance(now, self.feed)
         observation = self.observe(now)
@@ -211,17 +215,20 @@ class Agent:
 
     def portfolio(self) -> Portfolio:
         balances: dict[str, Balance] = {}
+        accounts: dict[str, dict[str, Balance]] = {}
 
-        def add(asset: str, free: float, total: float) -> None:
+        def add(account: str, asset: str, free: float, total: float) -> None:
             held = balances.get(asset, Balance(0.0, 0.0))
             balances[asset] = Balance(held.free + free, held.total + total)
+            accounts.setdefault(account, {})[asset] = Balance(free, total)
 
         positions: list[Position] = []
         exchange = self.venues.exchange
         if exchange is not None:
             account = exchange.fetch_balance()
             for asset, total in (account.get("total") or {}).items():
-                add(asset, float(account["free"].get(asset) or 0.0), float(total or 0.0))
+                free = float(account["free"].get(asset) or 0.0)
+                add(EXCHANGE, asset, free, float(total or 0.0))
             for p in exchange.fetch_positions():
                 if not p.get("contracts"):
                     continue
@@ -241,7 +248,7 @@ class Agent:
         amm = self.venues.amm
         if amm is not None:
             for asset, amount in amm.balances().items():
-                add(asset, amount, amount)
+                add(WALLET, asset, amount, amount)
             lp = [
                 LPPosition(
                     v.id, v.pair, amm.fee_tier(v.pair), v.price_lower, v.price_upper, v.value
@@ -267,7 +274,14 @@ class Agent:
         equity = sum(self.venues.equity_by_venue(self.quote).values())
         self._peak = max(self._peak, equity)
         return Portfolio(
-            self.quote, equity, self._peak, balances, tuple(positions), tuple(lp), lending
+            self.quote,
+            equity,
+            self._peak,
+            balances,
+            tuple(positions),
+            tuple(lp),
+            lending,
+            accounts,
         )
 
     # ------------------------------------------------------------------ execution
@@ -347,27 +361,53 @@ class Agent:
         order = exchange.create_order(
             symbol, order_type, intent.side, intent.amount, intent.price, params
         )
-        exits = []
-        exit_side = "sell" if intent.side == "buy" else "buy"
+        if intent.stop_loss is not None or intent.take_profit is not None:
+            # exits protect what was bought: they go in once the entry has filled
+            self._pending_exits.append(
+                (str(order["id"]), intent.model_copy(update={"symbol": symbol}))
+            )
+        return {"order": order}
+
+    def _place_exits(self, now: int) -> None:
+        """Place the stop-loss / take-profit of entries that filled; drop those that never will."""
+        exchange = self.venues.exchange
+        waiting, self._pending_exits = self._pending_exits, []
+        for order_id, entry in waiting:
+            if exchange is None:
+                continue
+            order = exchange.fetch_order(order_id, entry.symbol)
+            filled = float(order.get("filled") or 0.0)
+            if order.get("status") == "open":
+                self._pending_exits.append((order_id, entry))
+            elif filled > 0:
+                try:
+                    self._exits(exchange, entry, filled, now)
+                except (DefaiError, ccxt.BaseError) as exc:
+                    log.warning("could not place the exits of %s: %s", order_id, exc)
+
+    def _exits(self, exchange: Broker, entry: PlaceOrder, amount: float, now: int) -> None:
+        symbol = entry.symbol
+        exit_side = "sell" if entry.side == "buy" else "buy"
         for key, price in (
-            ("stopLossPrice", intent.stop_loss),
-            ("takeProfitPrice", intent.take_profit),
+            ("stopLossPrice", entry.stop_loss),
+            ("takeProfitPrice", entry.take_profit),
         ):
             if price is None:
                 continue
-            exit_params: dict[str, Any] = {"clientOrderId": self._client_id(now)}
+            params: dict[str, Any] = {"clientOrderId": self._client_id(now)}
             if ":" in symbol:  # perpetual: a reduce-only exit of the position
-                exit_params.update({key: price, "reduceOnly": True})
-            else:  # spot: a stop on the holding (a take-profit is a resting limit)
-                exit_params.update({"triggerPrice": price} if key == "stopLossPrice" else {})
-            exit_type = "limit" if key == "takeProfitPrice" and ":" not in symbol else "market"
-            limit = price if exit_type == "limit" else None
-            exits.append(
-                exchange.create_order(
-                    symbol, exit_type, exit_side, intent.amount, limit, exit_params
-                )
+                params.update({key: price, "reduceOnly": True})
+            elif key == "stopLossPrice":  # spot: a stop on the holding
+                params["triggerPrice"] = price
+            spot_take_profit = key == "takeProfitPrice" and ":" not in symbol
+            exchange.create_order(
+                symbol,
+                "limit" if spot_take_profit else "market",
+                exit_side,
+                amount,
+                price if spot_take_profit else None,
+                params,
             )
-        return {"order": order, "exits": exits}
 
     def _client_id(self, now: int) -> str:
         """Deterministic per run, tick and position in the tick: a tick re-run after a crash

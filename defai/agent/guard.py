@@ -41,6 +41,7 @@ from defai.agent.intents import (
     Swap,
     Verdict,
     Withdraw,
+    account_of,
     account_summary,
     market_assets,
     parse_intent,
@@ -146,17 +147,30 @@ class _Book:
     """What the approved intents of this review have committed so far; each intent is checked
     on a copy, which replaces the book only when the intent is approved."""
 
-    free: dict[str, float]
+    free: dict[tuple[str, str], float]
+    """(account, asset) -> free; one unnamed account when the portfolio has no accounts."""
     lending: LendingAccount
     notional_today: float
     added_exposure: float = 0.0
     reducing: dict[str, float] = field(default_factory=dict)  # contracts, by symbol
     closing: frozenset[int] = frozenset()  # LP position ids
+    account: str = ""  # the account of the intent being checked: where spending comes from
 
     @classmethod
     def of(cls, portfolio: Portfolio, notional_today: float) -> _Book:
-        free = {asset: balance.free for asset, balance in portfolio.balances.items()}
+        accounts = portfolio.accounts or {"": portfolio.balances}
+        free = {(name, a): b.free for name, held in accounts.items() for a, b in held.items()}
         return cls(free, portfolio.lending, notional_today)
+
+    def for_intent(self, intent: Intent) -> _Book:
+        """A trial copy spending from the intent's account (the only one without accounts)."""
+        trial = self.copy()
+        if any(name for name, _ in self.free):
+            trial.account = account_of(intent)
+        return trial
+
+    def available(self, asset: str) -> float:
+        return self.free.get((self.account, asset), 0.0)
 
     def copy(self) -> _Book:
         return _Book(
@@ -169,7 +183,7 @@ class _Book:
         )
 
     def spend(self, asset: str, amount: float) -> None:
-        available = self.free.get(asset, 0.0)
+        available = self.available(asset)
         if not math.isfinite(available):
             raise Refusal(ReasonCode.NON_FINITE_INPUT, f"free {asset} balance is {available!r}")
         if not _within(amount, available):
@@ -177,7 +191,7 @@ class _Book:
                 ReasonCode.INSUFFICIENT_BALANCE,
                 f"needs {amount:g} {asset}, {available:g} free (after earlier intents)",
             )
-        self.free[asset] = max(available - amount, 0.0)
+        self.free[(self.account, asset)] = max(available - amount, 0.0)
 
 
 def _within(need: float, available: float) -> bool:
@@ -238,7 +252,7 @@ class RiskGuard:
             if isinstance(intent, Verdict):
                 verdicts.append(intent)
                 continue
-            trial = book.copy()
+            trial = book.for_intent(intent)
             try:
                 resolved, notional = self._vet(intent, observation, trial)
             except Refusal as refusal:
@@ -501,7 +515,7 @@ class RiskGuard:
         """Funded from the free quote first, the rest from the base at the observed price."""
         base, quote, _ = market_assets(intent.pair)
         price = self._price(observation, intent.pair)
-        from_quote = min(intent.capital, book.free.get(quote, 0.0))
+        from_quote = min(intent.capital, book.available(quote))
         book.spend(quote, from_quote)
         if from_quote < intent.capital:
             book.spend(base, (intent.capital - from_quote) / price)

@@ -368,6 +368,15 @@ def _describe(error: ValidationError) -> str:
     return "invalid intent: " + "; ".join(problems)
 
 
+EXCHANGE = "exchange"
+WALLET = "wallet"
+
+
+def account_of(intent: BaseIntent) -> str:
+    """The account an intent spends from: orders from the exchange, the rest on-chain."""
+    return EXCHANGE if isinstance(intent, PlaceOrder | CancelOrder) else WALLET
+
+
 def parse_intent(proposal: object) -> Intent | Verdict:
     """One proposal (an intent, or a JSON object as a dict) validated afresh, or why not."""
     try:
@@ -443,20 +452,22 @@ def _fraction_base(
         held = position.contracts if position is not None and position.side == closing else 0.0
         return held, f"the {closing} {intent.symbol} position"
     if intent.side == "sell" and settle is None:
-        return portfolio.free(base), f"the free {base} balance"
+        return portfolio.free(base, EXCHANGE), f"the free {base} balance"
     price = intent.stated_price or usable_price(prices, intent.symbol)
     if settle is None:
-        return portfolio.free(quote) / price, f"the free {quote} balance (in {base} at {price:g})"
+        return portfolio.free(
+            quote, EXCHANGE
+        ) / price, f"the free {quote} balance (in {base} at {price:g})"
     leverage = intent.leverage or 1.0
     return (
-        portfolio.free(settle) * leverage / price,
+        portfolio.free(settle, EXCHANGE) * leverage / price,
         f"the free {settle} margin x{leverage:g} (in {base} at {price:g})",
     )
 
 
 def _lending_base(intent: LendingIntent, portfolio: Portfolio) -> tuple[float, str]:
     if isinstance(intent, Supply):
-        return portfolio.free(intent.asset), f"the free {intent.asset} balance"
+        return portfolio.free(intent.asset, WALLET), f"the free {intent.asset} balance"
     lending = portfolio.lending
     reserve = lending.reserves.get(intent.asset)
     if reserve is None:
@@ -495,7 +506,9 @@ def resolve_amounts(
         if intent.amount_fraction is not None:
             sold = f"the free {intent.sold} balance"
             changes = {
-                "amount_in": _share(intent.amount_fraction, portfolio.free(intent.sold), sold),
+                "amount_in": _share(
+                    intent.amount_fraction, portfolio.free(intent.sold, WALLET), sold
+                ),
                 "amount_fraction": None,
             }
         swap = _with(intent, **changes)

@@ -122,13 +122,21 @@ class Portfolio:
     positions: tuple[Position, ...] = ()
     lp_positions: tuple[LPPosition, ...] = ()
     lending: LendingAccount = field(default_factory=LendingAccount)
+    accounts: Mapping[str, Mapping[str, Balance]] = field(default_factory=dict)
+    """Balances per account where funds are not fungible between venues: "exchange" (orders)
+    and "wallet" (the on-chain account: swaps, LP, lending). `balances` is their sum."""
 
     def __post_init__(self) -> None:
         _read_only(self, "balances", self.balances)
+        _read_only(
+            self, "accounts", {k: MappingProxyType(dict(v)) for k, v in self.accounts.items()}
+        )
 
-    def free(self, asset: str) -> float:
-        """Spendable amount of an asset; 0 when the account holds none."""
-        balance = self.balances.get(asset)
+    def free(self, asset: str, account: str | None = None) -> float:
+        """Spendable amount of an asset in one account (all of them when the portfolio has no
+        separate accounts or none is named); 0 when none is held."""
+        held = self.accounts.get(account) if account is not None else None
+        balance = (held if held is not None else self.balances).get(asset)
         return 0.0 if balance is None else balance.free
 
     def position(self, symbol: str) -> Position | None:

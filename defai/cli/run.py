@@ -210,9 +210,9 @@ def _agent(
 
 
 def _limits(capital: float) -> RiskLimits:
-    """The guard's defaults, scaled to the run: an order at most 60% of the capital, a day's
-    orders at most five times it; every other limit as RiskLimits() sets it."""
-    return RiskLimits(max_notional_per_order=0.6 * capital, max_notional_per_day=5 * capital)
+    """The guard's defaults, scaled to the run: an order at most the capital, a day's orders at
+    most five times it; every other limit as RiskLimits() sets it."""
+    return RiskLimits(max_notional_per_order=capital, max_notional_per_day=5 * capital)
 
 
 def _wallet(feed: Feed, pairs: list[str], capital: float, start: int) -> dict[str, float]:
