@@ -33,7 +33,6 @@ from defai.agent.intents import (
     Swap,
     Verdict,
     Withdraw,
-    parse_intents,
 )
 from defai.agent.journal import Journal
 from defai.agent.observation import (
@@ -174,7 +173,6 @@ class Agent:
         proposals = self._decide(observation)
         review = self.guard.review(proposals, observation)
         executions = tuple(self._execute(a, now) for a in review.approved)
-        fills += self.venues.advance(now)  # nothing new at `now`; keeps venue clocks aligned
         transcript = list(getattr(self.policy, "last_transcript", None) or [])
         equity = self._journal(now, review.verdicts, executions, fills, transcript)
         return TickReport(now, observation, review.verdicts, executions, tuple(fills), equity)
@@ -493,4 +491,4 @@ def _as_dict(receipt: Any) -> dict[str, Any]:
     return {name: getattr(receipt, name) for name in fields}
 
 
-__all__ = ["Agent", "Execution", "TickReport", "Venues", "parse_intents"]
+__all__ = ["Agent", "Execution", "TickReport", "Venues"]
