@@ -127,13 +127,21 @@ def _consensus(
 def _listening_step(
     before: FloatArray, after: FloatArray, stakes: FloatArray, min_fraction: float
 ) -> FloatArray:
-    """Pull a step back so that at least `min_fraction` of the stake is still listened to."""
+    """Pull a step back so that at least `min_fraction` of the stake is still listened to.
+
+    Allora's pull-back assumes the start met the floor. When it did not (the reputer holding
+    most stake was unlistened in an epoch others missed), interpolating toward the floor would
+    extrapolate coefficients outside [0, 1]: then a step that raises the listened fraction is
+    kept, and one that lowers it is refused.
+    """
     total = float(stakes.sum())
     fraction_before, fraction_after = float(before @ stakes) / total, float(after @ stakes) / total
     if fraction_after >= min_fraction:
         return after
     if fraction_after == fraction_before:
         return before
+    if fraction_before < min_fraction:
+        return after if fraction_after > fraction_before else before
     pull = (min_fraction - fraction_before) / (fraction_after - fraction_before)
     return before + (after - before) * pull
 

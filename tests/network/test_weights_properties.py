@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -216,6 +216,7 @@ def log_squared_error(values: ValueBundle, truth: float) -> ValueBundle:
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.sampled_from([V06, V016]))
+@example(seed=4480, params=V06)  # the listened stake fell below the floor: coefficients left [0, 1]
 def test_epochs_with_comers_and_goers_pay_out_the_whole_reward(
     seed: int, params: SynthesisParams
 ) -> None:
