@@ -15,9 +15,10 @@ from typing import Annotated, Any
 
 import typer
 
-from defai.agent.agent import Agent, Venues
-from defai.agent.guard import RiskGuard, RiskLimits
+from defai.agent.agent import Agent
+from defai.agent.guard import RiskGuard
 from defai.agent.journal import Journal
+from defai.agent.paper import capital_limits, paper_venues
 from defai.agent.policy import Policy, Strategy, StrategyPolicy
 from defai.agent.toolbox import ToolBox
 from defai.cli.common import (
@@ -32,9 +33,6 @@ from defai.cli.common import (
     settings_from,
 )
 from defai.config import Settings
-from defai.execution.amm import PaperAMM, PoolConfig
-from defai.execution.lending import PaperLending
-from defai.execution.paper import PaperExchange
 from defai.market.feed import Feed
 from defai.market.view import MarketView, SimClock
 from defai.network.allora import AlloraNetwork
@@ -178,26 +176,14 @@ def _agent(
     clock = SimClock(start)
     market = MarketView(feed, clock)
     tools = [build_tool(obj, network, market) for obj in discover(TOOLS_GROUP).values()]
-    pairs = [s for s in strategy.symbols if s in feed.symbols()]
-    venues = Venues(
-        exchange=PaperExchange(
-            feed, balances={"USDT": capital}, start=start, db=folder / "exchange.sqlite"
-        ),
-        amm=PaperAMM(
-            feed,
-            [PoolConfig(pair) for pair in pairs],
-            balances=_wallet(feed, pairs, capital, start),
-            db=folder / "amm.sqlite",
-        ),
-        lending=PaperLending(feed, db=folder / "lending.sqlite"),
-    )
+    venues = paper_venues(feed, strategy.symbols, capital, start, folder)
     policy: Policy = StrategyPolicy(strategy)
     agent = Agent(
         clock=clock,
         feed=feed,
         network=network,
         policy=policy,
-        guard=RiskGuard(_limits(capital)),
+        guard=RiskGuard(capital_limits(capital)),
         toolbox=ToolBox(tools),
         venues=venues,
         symbols=strategy.symbols,
@@ -207,21 +193,6 @@ def _agent(
         resumed=resumed,
     )
     return agent, journal, run_id, start
-
-
-def _limits(capital: float) -> RiskLimits:
-    """The guard's defaults, scaled to the run: an order at most the capital, a day's orders at
-    most five times it; every other limit as RiskLimits() sets it."""
-    return RiskLimits(max_notional_per_order=capital, max_notional_per_day=5 * capital)
-
-
-def _wallet(feed: Feed, pairs: list[str], capital: float, start: int) -> dict[str, float]:
-    """The on-chain wallet: half the capital in the quote, half in the first pair's base."""
-    if not pairs:
-        return {"USDT": capital}
-    base, quote = pairs[0].split("/")
-    price = float(feed.candles(pairs[0], "1h", as_of=start, limit=1).close[-1])
-    return {quote: capital / 2, base: capital / 2 / price}
 
 
 def _close(agent: Agent) -> None:
