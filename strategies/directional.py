@@ -28,6 +28,8 @@ class ForecastDirectional:
     """A spot or linear-perpetual position sized by fractional Kelly, with a k-sigma stop."""
 
     name: ClassVar[str] = "directional"
+    venues: ClassVar[tuple[str, ...]] = ("exchange",)
+    """The venues it trades on: a backtest funds only these."""
 
     symbol: str = "ETH/USDT"
     """Spot pair BASE/QUOTE, or a linear perpetual BASE/QUOTE:QUOTE; forecasts are the pair's."""

@@ -85,6 +85,8 @@ class LeverageLoop:
     """A supply/borrow/swap loop at the advised leverage, unwound when liquidation risk rises."""
 
     name: ClassVar[str] = "leverage_loop"
+    venues: ClassVar[tuple[str, ...]] = ("amm", "lending")
+    """The venues it trades on: a backtest funds only these."""
 
     collateral: str = "ETH"
     """Asset supplied; all of the wallet's free balance of it is the loop's capital."""

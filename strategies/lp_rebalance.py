@@ -31,6 +31,8 @@ class LPRebalance:
     """A forecast-sized Uniswap v3 range on one pool, re-centred when the forecast moves on."""
 
     name: ClassVar[str] = "lp_rebalance"
+    venues: ClassVar[tuple[str, ...]] = ("amm",)
+    """The venues it trades on: a backtest funds only these."""
 
     pair: str = "ETH/USDT"
     """Pool pair BASE/QUOTE; the base is the pool's token0 (the paper AMM's convention)."""

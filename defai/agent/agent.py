@@ -76,6 +76,8 @@ class Venues:
     exchange: Broker | None = None
     amm: PaperAMM | None = None
     lending: PaperLending | None = None
+    liquidations: list[Any] = field(default_factory=list)
+    """Every liquidation the lending market made, oldest first (reports and backtests read it)."""
 
     def advance(self, now_ms: int) -> list[dict[str, Any]]:
         """Catch every venue up with the clock; the exchange's fills of this step."""
@@ -88,6 +90,7 @@ class Venues:
         if self.lending is not None:
             for event in self.lending.advance(now_ms):
                 log.warning("lending liquidation: %s", event)
+                self.liquidations.append(event)
         return fills
 
     def equity_by_venue(self, quote: str) -> dict[str, float]:

@@ -6,8 +6,9 @@ run and a backtest of the same strategy and capital start from the same books.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from defai.agent.agent import Venues
 from defai.agent.guard import RiskLimits
@@ -23,7 +24,9 @@ def capital_limits(capital: float) -> RiskLimits:
     return RiskLimits(max_notional_per_order=capital, max_notional_per_day=5 * capital)
 
 
-def wallet(feed: Feed, pairs: Sequence[str], capital: float, start: int) -> dict[str, float]:
+def wallet_balances(
+    feed: Feed, pairs: Sequence[str], capital: float, start: int
+) -> dict[str, float]:
     """The on-chain wallet: half the capital in the quote, half in the first pair's base."""
     if not pairs:
         return {"USDT": capital}
@@ -35,24 +38,38 @@ def wallet(feed: Feed, pairs: Sequence[str], capital: float, start: int) -> dict
 def paper_venues(
     feed: Feed,
     symbols: Sequence[str],
-    capital: float,
     start: int,
+    *,
+    exchange: float | None,
+    wallet: float | None,
+    lending: bool = True,
     folder: Path | None = None,
+    exchange_options: Mapping[str, Any] | None = None,
 ) -> Venues:
-    """An exchange funded with `capital` USDT, a wallet worth as much again on the AMM and a
-    lending market; state in `folder` (resumable) or in memory when None (a backtest)."""
+    """An exchange funded with `exchange` USDT, an on-chain wallet worth `wallet` on the AMM and,
+    with it, a lending market; None leaves a venue out. State in `folder` (resumable) or in
+    memory when None (a backtest). `exchange_options` go to PaperExchange (fees, slippage...)."""
     pairs = [s for s in symbols if s in feed.symbols()]
 
     def db(name: str) -> Path | None:
         return None if folder is None else folder / f"{name}.sqlite"
 
-    return Venues(
-        exchange=PaperExchange(feed, balances={"USDT": capital}, start=start, db=db("exchange")),
-        amm=PaperAMM(
+    venues = Venues()
+    if exchange is not None:
+        venues.exchange = PaperExchange(
+            feed,
+            balances={"USDT": exchange},
+            start=start,
+            db=db("exchange"),
+            **dict(exchange_options or {}),
+        )
+    if wallet is not None and pairs:
+        venues.amm = PaperAMM(
             feed,
             [PoolConfig(pair) for pair in pairs],
-            balances=wallet(feed, pairs, capital, start),
+            balances=wallet_balances(feed, pairs, wallet, start),
             db=db("amm"),
-        ),
-        lending=PaperLending(feed, db=db("lending")),
-    )
+        )
+        if lending:
+            venues.lending = PaperLending(feed, db=db("lending"))
+    return venues

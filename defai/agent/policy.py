@@ -22,7 +22,11 @@ class Policy(Protocol):
 
 @runtime_checkable
 class Strategy(Protocol):
-    """Deterministic trading code. `symbols` and `topics` tell the agent what to observe."""
+    """Deterministic trading code. `symbols` and `topics` tell the agent what to observe.
+
+    A strategy may also name the `venues` it trades on ("exchange", "amm", "lending"): a
+    backtest then funds only those, so idle capital elsewhere does not blur its results.
+    """
 
     @property
     def name(self) -> str: ...

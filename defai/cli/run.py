@@ -176,7 +176,9 @@ def _agent(
     clock = SimClock(start)
     market = MarketView(feed, clock)
     tools = [build_tool(obj, network, market) for obj in discover(TOOLS_GROUP).values()]
-    venues = paper_venues(feed, strategy.symbols, capital, start, folder)
+    venues = paper_venues(
+        feed, strategy.symbols, start, exchange=capital, wallet=capital, folder=folder
+    )
     policy: Policy = StrategyPolicy(strategy)
     agent = Agent(
         clock=clock,

@@ -1,0 +1,154 @@
+"""NetworkTape: the embedded network's answers over a history, recorded once and replayed.
+
+The network is a function of the candles and its cast, not of the strategy: a backtest, a sweep
+over strategy parameters or a look-ahead re-run all see the same inferences. So each topic runs
+once over the feed (workers see only candles closed by each epoch, exactly as when the network
+advances tick by tick) and `latest(topic)` answers from the recording at the clock's time.
+Recordings are cached on disk by a digest of the topic's cast and the candles it read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from defai.errors import NetworkError
+from defai.market.feed import Feed
+from defai.market.view import Clock
+from defai.network.local import LocalNetwork, Topic
+from defai.network.topic import TopicSpec
+from defai.types import NetworkInference
+
+_FORMAT = 1  # bump when the recording's layout changes: old cache files are then ignored
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One topic's history as `LocalNetwork.history` gives it: per epoch, the inference, its
+    interval, each worker's weight and, once scored, the truth and the losses."""
+
+    topic: Topic
+    frame: pd.DataFrame
+
+    @property
+    def times(self) -> np.ndarray:
+        return _epoch_ms(self.frame.index)
+
+
+class NetworkTape:
+    """An InferenceSource replaying recordings at a clock's time (no epoch runs while replaying)."""
+
+    def __init__(self, recordings: Sequence[Recording], clock: Clock) -> None:
+        self.recordings = {r.topic.name: r for r in recordings}
+        self.clock = clock
+        self._times = {name: r.times for name, r in self.recordings.items()}
+        self._rows = {name: _rows(r) for name, r in self.recordings.items()}
+
+    @classmethod
+    def record(
+        cls,
+        topics: Sequence[Topic],
+        feed: Feed,
+        until_ms: int,
+        clock: Clock,
+        cache_dir: Path | None = None,
+    ) -> NetworkTape:
+        """Run each topic over the feed up to `until_ms` (or load its cached recording)."""
+        return cls([_recording(t, feed, until_ms, cache_dir) for t in topics], clock)
+
+    def topics(self) -> list[TopicSpec]:
+        return [r.topic.spec for r in self.recordings.values()]
+
+    def latest(self, topic: str) -> NetworkInference:
+        """What `LocalNetwork.latest` answered at this time when advanced tick by tick."""
+        times = self._times.get(topic)
+        if times is None:
+            raise NetworkError(f"unknown topic {topic!r}; this network has {sorted(self._times)}")
+        now = self.clock.now_ms()
+        index = int(np.searchsorted(times, now, side="right")) - 1
+        if index < 0:
+            raise NetworkError(f"topic {topic!r} has no inference yet at {now}")
+        spec = self.recordings[topic].topic
+        value, interval, weights = self._rows[topic][index]
+        epoch_ms = int(times[index])
+        return NetworkInference(
+            topic=topic,
+            value=value,
+            timestamp_ms=epoch_ms,
+            ci_percentiles=spec.params.synthesis.confidence_percentiles,
+            ci_values=interval,
+            weights=weights,
+            epoch=epoch_ms // spec.spec.epoch_ms,
+            source="local",
+            extra={"max_age_ms": spec.spec.epoch_ms},
+        )
+
+
+def _rows(
+    recording: Recording,
+) -> list[tuple[float, tuple[float, ...], Mapping[str, float]]]:
+    """Per epoch the (value, interval, weights) `latest` returns, built once."""
+    frame = recording.frame
+    spec = recording.topic
+    ci = [f"ci:{q:g}" for q in spec.params.synthesis.confidence_percentiles]
+    names = spec.worker_names
+    weights = frame[[f"weight:{n}" for n in names]].to_numpy() if len(frame) else None
+    rows: list[tuple[float, tuple[float, ...], Mapping[str, float]]] = []
+    for i, value in enumerate(frame["value"].to_numpy() if len(frame) else ()):
+        assert weights is not None
+        rows.append(
+            (
+                float(value),
+                tuple(float(v) for v in frame[ci].iloc[i]),
+                {n: float(w) for n, w in zip(names, weights[i], strict=True) if np.isfinite(w)},
+            )
+        )
+    return rows
+
+
+def _recording(topic: Topic, feed: Feed, until_ms: int, cache_dir: Path | None) -> Recording:
+    spec = topic.spec
+    candles = feed.candles(spec.symbol, spec.timeframe, as_of=until_ms)
+    digest = hashlib.sha256(f"{_FORMAT}|{topic.fingerprint()}|{until_ms}".encode())
+    for column in (candles.close_ts, candles.open, candles.high, candles.low, candles.close):
+        digest.update(np.ascontiguousarray(column).tobytes())
+    digest.update(np.ascontiguousarray(candles.volume).tobytes())
+    path = None if cache_dir is None else cache_dir / f"network-{digest.hexdigest()[:24]}.npz"
+    if path is not None and path.exists():
+        return Recording(topic, _load(path))
+    network = LocalNetwork([topic])
+    network.advance(until_ms, feed)
+    frame = network.history(topic.name)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save(frame, path)
+    return Recording(topic, frame)
+
+
+def _save(frame: pd.DataFrame, path: Path) -> None:
+    """Exact floats (npz), column names as text: no pickle in a cache anyone may hand us."""
+    temporary = path.with_suffix(".tmp.npz")
+    np.savez(
+        temporary,
+        time=_epoch_ms(frame.index),
+        columns=np.array(frame.columns, dtype=str),
+        values=frame.to_numpy(dtype=np.float64),
+    )
+    temporary.replace(path)
+
+
+def _load(path: Path) -> pd.DataFrame:
+    with np.load(path, allow_pickle=False) as stored:
+        index = pd.DatetimeIndex(pd.to_datetime(stored["time"], unit="ms", utc=True), name="time")
+        return pd.DataFrame(stored["values"], index=index, columns=list(stored["columns"]))
+
+
+def _epoch_ms(index: pd.Index) -> np.ndarray:
+    if not len(index):
+        return np.empty(0, np.int64)
+    return np.asarray(pd.DatetimeIndex(index).as_unit("ms").asi8, dtype=np.int64)
