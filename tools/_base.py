@@ -201,6 +201,19 @@ class DefaiTool(BaseTool, Generic[ArgsT, ResultT]):
                 f"the arguments or the forecast are out of range for this calculation ({exc})"
             ) from exc
 
+    def direct(self, args: Mapping[str, Any]) -> tuple[str, ResultT]:
+        """The (content, artifact) `invoke` gives a tool call, without LangChain's callback and
+        schema-introspection machinery (about 1 ms a call): what ToolBox uses when code calls a
+        tool thousands of times, as a backtest does. Refusals raise ToolException carrying the
+        message `invoke` would have answered with."""
+        schema = cast(type[BaseModel], self.args_schema)
+        try:
+            parsed = cast(ArgsT, schema.model_validate(dict(args)))
+        except ValidationError as exc:
+            raise ToolException(describe_validation_error(exc)) from exc
+        result = self.answer(parsed)
+        return result.model_dump_json(), result
+
     def _run(self, *args: Any, **kwargs: Any) -> tuple[str, ResultT]:
         schema = cast(type[BaseModel], self.args_schema)
         result = self.answer(cast(ArgsT, schema.model_validate(kwargs)))

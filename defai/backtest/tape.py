@@ -93,22 +93,18 @@ def _rows(
     recording: Recording,
 ) -> list[tuple[float, tuple[float, ...], Mapping[str, float]]]:
     """Per epoch the (value, interval, weights) `latest` returns, built once."""
-    frame = recording.frame
-    spec = recording.topic
-    ci = [f"ci:{q:g}" for q in spec.params.synthesis.confidence_percentiles]
-    names = spec.worker_names
-    weights = frame[[f"weight:{n}" for n in names]].to_numpy() if len(frame) else None
-    rows: list[tuple[float, tuple[float, ...], Mapping[str, float]]] = []
-    for i, value in enumerate(frame["value"].to_numpy() if len(frame) else ()):
-        assert weights is not None
-        rows.append(
-            (
-                float(value),
-                tuple(float(v) for v in frame[ci].iloc[i]),
-                {n: float(w) for n, w in zip(names, weights[i], strict=True) if np.isfinite(w)},
-            )
-        )
-    return rows
+    frame, topic = recording.frame, recording.topic
+    if not len(frame):
+        return []
+    ci = [f"ci:{q:g}" for q in topic.params.synthesis.confidence_percentiles]
+    names = topic.worker_names
+    values = frame["value"].to_numpy(dtype=np.float64).tolist()
+    intervals = frame[ci].to_numpy(dtype=np.float64).tolist()
+    weights = frame[[f"weight:{n}" for n in names]].to_numpy(dtype=np.float64).tolist()
+    return [
+        (value, tuple(interval), {n: w for n, w in zip(names, row, strict=True) if w == w})
+        for value, interval, row in zip(values, intervals, weights, strict=True)
+    ]
 
 
 def _recording(topic: Topic, feed: Feed, until_ms: int, cache_dir: Path | None) -> Recording:
