@@ -32,7 +32,7 @@ from defai.market.view import MarketView, SimClock
 from defai.network.base import InferenceSource
 from defai.network.local import default_topics
 from defai.plugins import TOOLS_GROUP, build_tool, discover
-from defai.types import timeframe_ms, to_ms
+from defai.types import timeframe_ms, to_ms, to_timestamp
 
 ALL_VENUES = ("exchange", "amm", "lending")
 NetworkChoice = str | InferenceSource | None
@@ -74,7 +74,11 @@ class Backtest:
         end = last if self.end is None else min(to_ms(self.end), last)
         start = -(-start // step) * step
         if start > end:
-            raise ConfigError(f"backtest: nothing to run between {start} and {end} (epoch ms)")
+            raise ConfigError(
+                f"backtest: nothing to run from {to_timestamp(start)} to {to_timestamp(end)} "
+                f"({self.strategy.symbols[0]} {self.timeframe} candles end {to_timestamp(last)}; "
+                f"without a start the first {self.warmup} candles are the warm-up)"
+            )
         return start, end
 
     def run(self, progress: Progress | None = None) -> BacktestResult:

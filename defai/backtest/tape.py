@@ -47,7 +47,7 @@ class NetworkTape:
         self.recordings = {r.topic.name: r for r in recordings}
         self.clock = clock
         self._times = {name: r.times for name, r in self.recordings.items()}
-        self._rows = {name: _rows(r) for name, r in self.recordings.items()}
+        self._columns = {name: _Columns.of(r) for name, r in self.recordings.items()}
 
     @classmethod
     def record(
@@ -74,7 +74,7 @@ class NetworkTape:
         if index < 0:
             raise NetworkError(f"topic {topic!r} has no inference yet at {now}")
         spec = self.recordings[topic].topic
-        value, interval, weights = self._rows[topic][index]
+        value, interval, weights = self._columns[topic].row(index)
         epoch_ms = int(times[index])
         return NetworkInference(
             topic=topic,
@@ -89,22 +89,36 @@ class NetworkTape:
         )
 
 
-def _rows(
-    recording: Recording,
-) -> list[tuple[float, tuple[float, ...], Mapping[str, float]]]:
-    """Per epoch the (value, interval, weights) `latest` returns, built once."""
-    frame, topic = recording.frame, recording.topic
-    if not len(frame):
-        return []
-    ci = [f"ci:{q:g}" for q in topic.params.synthesis.confidence_percentiles]
-    names = topic.worker_names
-    values = frame["value"].to_numpy(dtype=np.float64).tolist()
-    intervals = frame[ci].to_numpy(dtype=np.float64).tolist()
-    weights = frame[[f"weight:{n}" for n in names]].to_numpy(dtype=np.float64).tolist()
-    return [
-        (value, tuple(interval), {n: w for n, w in zip(names, row, strict=True) if w == w})
-        for value, interval, row in zip(values, intervals, weights, strict=True)
-    ]
+@dataclass(frozen=True)
+class _Columns:
+    """A recording as plain arrays: what `latest` reads on every call."""
+
+    names: tuple[str, ...]
+    values: np.ndarray
+    intervals: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def of(cls, recording: Recording) -> _Columns:
+        frame, topic = recording.frame, recording.topic
+        ci = [f"ci:{q:g}" for q in topic.params.synthesis.confidence_percentiles]
+        names = tuple(topic.worker_names)
+        if not len(frame):
+            return cls(names, np.empty(0), np.empty((0, len(ci))), np.empty((0, len(names))))
+        return cls(
+            names,
+            frame["value"].to_numpy(dtype=np.float64),
+            frame[ci].to_numpy(dtype=np.float64),
+            frame[[f"weight:{n}" for n in names]].to_numpy(dtype=np.float64),
+        )
+
+    def row(self, i: int) -> tuple[float, tuple[float, ...], Mapping[str, float]]:
+        weights = self.weights[i].tolist()
+        return (
+            float(self.values[i]),
+            tuple(self.intervals[i].tolist()),
+            {n: w for n, w in zip(self.names, weights, strict=True) if w == w},  # NaN: absent
+        )
 
 
 def _recording(topic: Topic, feed: Feed, until_ms: int, cache_dir: Path | None) -> Recording:
