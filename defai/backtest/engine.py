@@ -61,6 +61,9 @@ class Backtest:
     limits: RiskLimits | None = None
     exchange: Mapping[str, Any] = field(default_factory=dict)
     policy: Policy | None = None
+    tools: Sequence[Any] = ()
+    """More tool plugins (tools, or factories taking network= and market=) beside the
+    installed ones."""
     journal: Path | None = None
     cache_dir: Path | None = None
     warmup: int = 300
@@ -123,7 +126,8 @@ class Backtest:
         strategy = self.strategy
         network = self._network(clock, end)
         market = MarketView(self.feed, clock, self.timeframe)
-        tools = [build_tool(obj, network, market) for obj in discover(TOOLS_GROUP).values()]
+        plugins = [*discover(TOOLS_GROUP).values(), *self.tools]
+        tools = [build_tool(obj, network, market) for obj in plugins]
         journal = run_id = None
         if self.journal is not None:
             journal = Journal(self.journal)
