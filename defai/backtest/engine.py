@@ -27,6 +27,7 @@ from defai.agent.toolbox import ToolBox
 from defai.backtest.result import BacktestResult, LpRange, build_result
 from defai.backtest.tape import NetworkTape
 from defai.errors import ConfigError
+from defai.execution.amm import LpValuation
 from defai.market.feed import Feed
 from defai.market.view import MarketView, SimClock
 from defai.network.base import InferenceSource
@@ -259,7 +260,7 @@ class _Book:
         live = [p for p in positions if p.liquidity > 0]
         self.lp["value"].append(sum(p.value for p in live))
         self.lp["fees_owed"].append(sum(p.fees_owed for p in live))
-        self.lp["impermanent_loss"].append(sum(p.impermanent_loss or 0.0 for p in live))
+        self.lp["impermanent_loss"].append(sum(_loss_in_quote(p) for p in live))
         for p in live:
             if p.id not in self._ranges:
                 self._ranges[p.id] = LpRange(
@@ -268,6 +269,15 @@ class _Book:
 
     def ranges(self) -> list[LpRange]:
         return list(self._ranges.values())
+
+
+def _loss_in_quote(position: LpValuation) -> float:
+    """The position's IL in the quote: its principal minus what holding would be worth
+    (the venue reports IL as a fraction of the holding's value)."""
+    if position.impermanent_loss is None:
+        return 0.0
+    principal = position.value - position.fees_owed
+    return principal - principal / (1.0 + position.impermanent_loss)
 
 
 def gross_exposure(portfolio: Portfolio, prices: Mapping[str, float]) -> float:

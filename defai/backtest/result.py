@@ -57,7 +57,8 @@ class BacktestResult:
     actions: pd.DataFrame
     """Every intent a venue executed or refused: time, kind, intent, result, error."""
     lp: pd.DataFrame
-    """Open LP positions per tick: value, uncollected fees, impermanent loss (quote)."""
+    """Open LP positions per tick, in the quote: value, uncollected fees, and impermanent loss
+    (principal minus what holding the deposited tokens would be worth; negative is a loss)."""
     lp_ranges: tuple[LpRange, ...]
     liquidations: pd.DataFrame
     network: Mapping[str, pd.DataFrame]
@@ -104,7 +105,7 @@ METRIC_LABELS = {
     "fees": "Exchange fees",
     "turnover": "Turnover (x mean equity)",
     "lp_fees": "LP fees earned",
-    "impermanent_loss": "Impermanent loss (open LP)",
+    "impermanent_loss": "Impermanent loss of open LP (quote)",
     "liquidations": "Liquidations",
 }
 PERCENT_METRICS = frozenset(

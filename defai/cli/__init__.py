@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from defai import __version__
+from defai.backtest import Backtest
+from defai.cli.backtest import backtest as backtest_command
+from defai.cli.backtest import load_strategy, network_cache, print_metrics, run_all, write
 from defai.cli.common import ConfigOption, console, guarded, settings_from
-from defai.cli.data import data_app, print_summary
-from defai.cli.network import network_app, print_network
+from defai.cli.data import data_app
+from defai.cli.network import network_app
 from defai.cli.run import run as run_command
 from defai.cli.tools import tools_app
 from defai.market.synthetic import SyntheticFeed
-from defai.market.view import MarketView, SimClock
-from defai.network.local import LocalNetwork, default_topics
-from defai.network.workers import bad_actors
-from defai.plugins import TOOLS_GROUP, build_tool, discover
+from defai.plugins import STRATEGIES_GROUP, discover
 
 app = typer.Typer(help="Autonomous DeFi trading agents on an aggregated inference network.")
 config_app = typer.Typer(help="Inspect the configuration.")
@@ -28,6 +28,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(network_app, name="network")
 app.add_typer(tools_app, name="tools")
 app.command("run")(run_command)
+app.command("backtest")(backtest_command)
 
 
 def _version(value: bool) -> None:
@@ -62,62 +63,23 @@ def config_show(config: ConfigOption = None) -> None:
 @app.command()
 def demo(
     seed: Annotated[int, typer.Option(help="Synthetic market seed.")] = 7,
-    days: Annotated[int, typer.Option(help="Length in days.")] = 365,
-    network_days: Annotated[
-        int, typer.Option(help="Days the embedded network runs at the end.")
-    ] = 45,
+    days: Annotated[int, typer.Option(help="Length of the synthetic market in days.")] = 180,
+    report: Annotated[Path, typer.Option(help="Folder for the report.")] = Path("defai-report"),
+    config: ConfigOption = None,
 ) -> None:
-    """Offline demo on the embedded defaults: the synthetic market, the network, two tools."""
+    """Offline demo: backtest every installed strategy on the synthetic market with the embedded
+    network; print the metrics and write the report (PNG plots + HTML)."""
+    settings = settings_from(config)
     feed = guarded(lambda: SyntheticFeed(seed=seed, days=days))
+    names = sorted(guarded(lambda: discover(STRATEGIES_GROUP)))
     console.print(
-        "[bold]defai demo[/]: the embedded synthetic market "
-        f"(seed {seed}, {days} days, hourly; calibrated on Binance ETH/BTC 2017-2021)"
+        f"[bold]defai demo[/]: {', '.join(names)} backtested on the synthetic market (seed "
+        f"{seed}, {days} days hourly, calibrated on Binance ETH/BTC 2017-2021) with the embedded "
+        "inference network; every order vetted by the risk guard, filled by paper venues"
     )
-    print_summary(feed, None, "hourly candles")
-    print_summary(feed, "1d", "daily candles")
-
-    end = feed.span("ETH/USDT", "1h")[1]
-    start = max(end - network_days * 86_400_000, feed.span("ETH/USDT", "1h")[0])
-    console.rule(f"the embedded inference network, last {network_days} days, with 3 bad actors")
-    topics = default_topics(["ETH/USDT"], extra_workers=bad_actors(seed))
-    network = LocalNetwork(topics, start=start)
-    with console.status("running epochs..."):
-        guarded(lambda: network.advance(end, feed))
-    for spec in network.topics():
-        shown = spec.name == "ETH/USDT log_return 1h"
-        print_network(network.latest(spec.name), network if shown else None)
-
-    console.rule("two tools, as an agent calls them")
-    market = MarketView(feed, SimClock(end))
-    tools = {
-        name: guarded(lambda obj=obj: build_tool(obj, network, market))  # type: ignore[misc]
-        for name, obj in guarded(lambda: discover(TOOLS_GROUP)).items()
-    }
-    calls = {
-        "lp_range": {
-            "symbol": "ETH/USDT",
-            "fee_tier": 3000,
-            "capital": 10_000,
-            "horizon": "24h",
-            "fee_apr": 0.25,
-        },
-        "liquidation_risk": {
-            "symbol": "ETH/USDT",
-            "collateral_amount": 10,
-            "debt": 0.4 * 10 * market.last_price("ETH/USDT"),
-            "liquidation_threshold": 0.83,
-        },
-    }
-    for name, arguments in calls.items():
-        if name not in tools:
-            continue
-        answer = json.loads(str(tools[name].invoke(arguments)))
-        table = Table(
-            title=f"{name}({json.dumps(arguments)})", title_justify="left", show_header=False
-        )
-        for key, value in answer.items():
-            if isinstance(value, float):
-                table.add_row(key, f"{value:.6g}")
-            elif isinstance(value, int | str | bool):
-                table.add_row(key, str(value))
-        console.print(table)
+    runs = [
+        Backtest(load_strategy(name), feed, cache_dir=network_cache(settings)) for name in names
+    ]
+    results = run_all(runs)
+    print_metrics(results)
+    write(results, report, f"defai demo: synthetic market, seed {seed}, {days} days")
