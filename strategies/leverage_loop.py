@@ -111,6 +111,9 @@ class LeverageLoop:
     """Rebuild or unwind only when the leverage is this far from the target (no churning)."""
     min_trade_value: float = 10.0
     """Steps worth less than this (quote) are dust, not worth their gas."""
+    gas_reserve: float = 10.0
+    """Debt-asset tokens left in the wallet to pay gas (the paper AMM charges 5 quote per
+    action): borrowed cash is swapped or repaid only above it."""
     supply_rate: float = DEFAULT_RESERVES["ETH"].supply_rate
     """Collateral's supply APR; the observation carries no rates (paper venue's ETH rate)."""
     borrow_rate: float = DEFAULT_RESERVES["USDT"].borrow_rate
@@ -133,6 +136,7 @@ class LeverageLoop:
         require(self, 0 < self.kelly_fraction <= 1, "kelly_fraction must be in (0, 1]")
         require(self, 0 < self.max_liquidation_probability < 1, "the bound must be in (0, 1)")
         require(self, self.leverage_band > 0, "leverage_band must be > 0")
+        require(self, self.gas_reserve >= 0, "gas_reserve must be >= 0")
 
     @property
     def pair(self) -> str:
@@ -159,7 +163,9 @@ class LeverageLoop:
         loop = _Loop(
             collateral,
             debt,
-            cash=min(portfolio.free(self.debt_asset, WALLET), debt.debt),
+            cash=max(
+                0.0, min(portfolio.free(self.debt_asset, WALLET) - self.gas_reserve, debt.debt)
+            ),
             loose=portfolio.free(self.collateral, WALLET),
             health_factor=summary.health_factor,
             available_borrows=summary.available_borrows,
