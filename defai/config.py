@@ -67,9 +67,11 @@ class NetworkSettings(Section):
 
 
 class AgentSettings(Section):
-    """How `defai run` behaves."""
+    """How `defai run` behaves. `live_confirmed`: the standing consent to trade real funds that
+    `defai run --live` otherwise asks for with --confirm-live."""
 
     state_dir: Path | None = None
+    live_confirmed: bool = False
 
 
 class Settings(BaseSettings):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, TypeVar
 
 import typer
@@ -36,6 +40,28 @@ def guarded(action: Callable[[], T]) -> T:
     except DefaiError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+@dataclass
+class Stop:
+    """Set by SIGINT/SIGTERM: a run finishes its tick, journals it and ends cleanly."""
+
+    requested: bool = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[Stop]:
+    """A Stop that SIGINT and SIGTERM set while the block runs; the old handlers after it."""
+    stop = Stop()
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def settings_from(path: Path | None) -> Settings:

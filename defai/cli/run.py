@@ -1,4 +1,4 @@
-"""`defai run`: run an agent on paper, offline, on the synthetic market or a CSV history.
+"""`defai run`: run an agent on paper (the default) or live (`--live`, see defai/cli/live.py).
 
 Paper runs replay the feed at full speed on a simulated clock, one tick per candle; every venue,
 the network and the journal keep their state in one folder, so a run stopped (or killed) and
@@ -7,20 +7,17 @@ started again with the same folder resumes from its last journaled tick.
 
 from __future__ import annotations
 
-import signal
-from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
 
 from defai.agent.agent import Agent
-from defai.agent.guard import RiskGuard
+from defai.agent.guard import RiskLimits
 from defai.agent.journal import Journal
 from defai.agent.paper import capital_limits, paper_venues
-from defai.agent.policy import Policy, Strategy, StrategyPolicy
-from defai.agent.toolbox import ToolBox
+from defai.agent.policy import Policy, Strategy
+from defai.agent.runs import build_agent, close_all, open_run
 from defai.cli.common import (
     ConfigOption,
     CsvOption,
@@ -31,27 +28,19 @@ from defai.cli.common import (
     fail,
     guarded,
     settings_from,
+    stop_on_signals,
 )
+from defai.cli.live import connect, require_consent, run_live
 from defai.config import Settings
 from defai.market.feed import Feed
-from defai.market.view import MarketView, SimClock
+from defai.market.view import SimClock
 from defai.network.allora import AlloraNetwork
 from defai.network.base import InferenceSource
 from defai.network.local import LocalNetwork
-from defai.plugins import STRATEGIES_GROUP, TOOLS_GROUP, build_tool, discover, resolve
+from defai.plugins import STRATEGIES_GROUP, resolve
 from defai.types import timeframe_ms, to_ms, to_timestamp
 
 HOUR = 3_600_000
-
-
-@dataclass
-class _Stop:
-    """Set by SIGINT/SIGTERM: the loop finishes its tick, journals it and ends cleanly."""
-
-    requested: bool = False
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
 
 
 def run(
@@ -70,11 +59,13 @@ def run(
         typer.Option(help="Folder for the journal and venue state (resumes if run before)."),
     ] = None,
     capital: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help="USDT on the exchange, and as much again in the wallet (half in the base)."
+            help="The guard allows an order of at most this (USDT) and a day of 5x. Paper: also "
+            "the USDT on the exchange, and as much again in the wallet (default 10,000). Live "
+            "default: the guard's own small limits."
         ),
-    ] = 10_000.0,
+    ] = None,
     llm: Annotated[
         str | None,
         typer.Option(help="Let a LangChain chat model decide, e.g. 'openai:gpt-4o-mini'."),
@@ -86,16 +77,47 @@ def run(
         Path | None,
         typer.Option(help="The journal holding the --replay run (run into a fresh --state-dir)."),
     ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Trade real funds on --exchange (CcxtBroker).")
+    ] = False,
+    exchange: Annotated[
+        str | None, typer.Option(help="Live: the ccxt exchange (default: exchange.name).")
+    ] = None,
+    confirm_live: Annotated[
+        bool,
+        typer.Option(
+            "--confirm-live", help="Consent to trade live (or agent.live_confirmed = true)."
+        ),
+    ] = False,
+    max_ticks: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many ticks (e.g. a smoke run).")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run an agent on paper: its strategy asks the tools, the guard vets, paper venues trade."""
+    """Run an agent: its strategy asks the tools, the guard vets, paper (or live) venues trade."""
     settings = settings_from(config)
-    feed, title = guarded(lambda: build_feed(csv, None, None, "", "1h", seed, days, settings))
+    if live:
+        guarded(lambda: require_consent(settings, confirm_live))
+        if replay or csv:
+            fail("--live trades on the exchange's own candles: not with --replay or --csv")
+    elif exchange:
+        fail("--exchange is for --live runs (paper runs replay --csv or the synthetic market)")
     chosen = _strategy(strategy)
     folder = state_dir or settings.agent.state_dir or settings.data.dir / "agent"
     folder.mkdir(parents=True, exist_ok=True)
+    if live:
+        venue = settings.exchange.model_copy(update={"name": exchange or settings.exchange.name})
+        candles = guarded(lambda: connect(venue, chosen.symbols, settings.data.dir))
+        network = _network(network_kind or settings.network.kind, candles, folder, settings)
+        policy = guarded(lambda: _llm_policy(llm, None, None, chosen)) if llm else None
+        limits = capital_limits(capital) if capital else RiskLimits()
+        guarded(
+            lambda: run_live(chosen, venue, candles, network, folder, limits, policy, max_ticks)
+        )
+        return
+    feed, title = guarded(lambda: build_feed(csv, None, None, "", "1h", seed, days, settings))
     network = _network(network_kind or settings.network.kind, feed, folder, settings)
-    agent, journal, run_id, start = _agent(chosen, feed, network, folder, capital)
+    agent, journal, run_id, start = _agent(chosen, feed, network, folder, capital or 10_000.0)
     if replay and (
         replay_from is None or replay_from.resolve() == (folder / "journal.sqlite").resolve()
     ):
@@ -104,9 +126,6 @@ def run(
         source = Journal(replay_from) if replay_from else journal
         agent.policy = guarded(lambda: _llm_policy(llm, replay, source, chosen))
     end = guarded(lambda: to_ms(until)) if until else feed.span(chosen.symbols[0], "1h")[1]
-    stop = _Stop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, stop)
     span = f"{to_timestamp(start):%Y-%m-%d %H:%M} -> {to_timestamp(end):%Y-%m-%d %H:%M}"
     console.print(
         f"[bold]paper run[/] {run_id}: {chosen.name} on {title}, {span}, state in {folder}"
@@ -114,12 +133,13 @@ def run(
     clock = agent.clock
     assert isinstance(clock, SimClock)
     now, ticks = start, 0
-    while now <= end and not stop.requested:
-        clock.set(now)
-        report = agent.tick()
-        ticks += 1
-        now += timeframe_ms("1h")
-    status = "stopped" if stop.requested else "finished"
+    with stop_on_signals() as stop:
+        while now <= end and not stop.requested and ticks != max_ticks:
+            clock.set(now)
+            report = agent.tick()
+            ticks += 1
+            now += timeframe_ms("1h")
+    status = "finished" if now > end else "stopped"
     journal.end_run(run_id, status, {"ticks": ticks, "equity": report.equity if ticks else None})
     _close(agent)
     journal.close()
@@ -135,12 +155,13 @@ def _strategy(spec: str) -> Strategy:
 
 
 def _llm_policy(
-    llm: str | None, replay: str | None, journal: Journal, strategy: Strategy
+    llm: str | None, replay: str | None, journal: Journal | None, strategy: Strategy
 ) -> Policy:
     """The strategy's symbols and topics, decided by a model (or its journaled answers)."""
     from defai.agent.llm import LLMPolicy  # deferred: only LLM runs pay for it
 
     if replay:
+        assert journal is not None
         return LLMPolicy.replay(journal, replay)
     assert llm is not None
     return LLMPolicy(llm, symbols=strategy.symbols, topics=strategy.topics)
@@ -157,48 +178,27 @@ def _network(kind: str, feed: Feed, folder: Path, settings: Settings) -> Inferen
 def _agent(
     strategy: Strategy, feed: Feed, network: InferenceSource, folder: Path, capital: float
 ) -> tuple[Agent, Journal, str, int]:
-    """A new run, or the unfinished one of this folder resumed after its last tick."""
+    """A new paper run, or the unfinished one of this folder resumed after its last tick."""
     journal = Journal(folder / "journal.sqlite")
-    previous = journal.last_run("paper")
+    run = open_run(journal, "paper", strategy, {"strategy": strategy.name})
     first = feed.span(strategy.symbols[0], "1h")[0] + 300 * HOUR  # the network's warm-up
-    resumed = (
-        previous is not None and previous.status == "running" and previous.strategy == strategy.name
-    )
-    if resumed:
-        assert previous is not None
-        run_id = previous.run_id
-        journal.resume_run(run_id)
-        last = journal.last_tick(run_id)
-        start = first if last is None else last.time_ms + HOUR
-    else:
-        run_id = journal.start_run({"strategy": strategy.name}, "paper", strategy.name, None)
-        start = first
+    start = first if run.last_tick_ms is None else run.last_tick_ms + HOUR
     clock = SimClock(start)
-    market = MarketView(feed, clock)
-    tools = [build_tool(obj, network, market) for obj in discover(TOOLS_GROUP).values()]
-    venues = paper_venues(
-        feed, strategy.symbols, start, exchange=capital, wallet=capital, folder=folder
-    )
-    policy: Policy = StrategyPolicy(strategy)
-    agent = Agent(
+    agent = build_agent(
+        strategy,
         clock=clock,
         feed=feed,
         network=network,
-        policy=policy,
-        guard=RiskGuard(capital_limits(capital)),
-        toolbox=ToolBox(tools),
-        venues=venues,
-        symbols=strategy.symbols,
-        topics=strategy.topics,
+        venues=paper_venues(
+            feed, strategy.symbols, start, exchange=capital, wallet=capital, folder=folder
+        ),
+        limits=capital_limits(capital),
         journal=journal,
-        run_id=run_id,
-        resumed=resumed,
+        run=run,
     )
-    return agent, journal, run_id, start
+    return agent, journal, run.run_id, start
 
 
 def _close(agent: Agent) -> None:
-    for venue in (agent.venues.exchange, agent.venues.amm, agent.venues.lending, agent.network):
-        close = getattr(venue, "close", None)
-        if callable(close):
-            close()
+    venues = agent.venues
+    close_all((venues.exchange, venues.amm, venues.lending, agent.network))

@@ -145,7 +145,17 @@ class CcxtFeed(StoreFeed):
                 f"since {to_timestamp(since)} is not before until {to_timestamp(until)}"
             )
         since -= since % period
-        super().__init__(SeriesStore([self._load(s, timeframe, since, until) for s in symbols]))
+        loaded = [self._load(s, timeframe, since, until) for s in symbols]
+        self.timeframe = timeframe
+        self._first = {s.symbol: int(s.ts[0]) for s in loaded}  # refreshes never re-ask older
+        super().__init__(SeriesStore(loaded))
+
+    def refresh(self) -> None:
+        """Add the candles closed since the last load: a live run calls it before every tick."""
+        until = int(self.exchange.milliseconds())
+        self.store = SeriesStore(
+            [self._load(s, self.timeframe, first, until) for s, first in self._first.items()]
+        )
 
     def _load(self, symbol: str, timeframe: str, since: int, until: int) -> Series:
         path = cache_path(self.cache_dir, self.exchange.id, symbol, timeframe)
