@@ -79,10 +79,49 @@ def test_data_download_then_show_from_cache(tmp_path, binance, make_binance, mon
     assert len(state.kline_requests) == requests  # served from the cache
 
 
-def test_demo_runs_offline() -> None:
-    result = runner.invoke(app, ["demo", "--days", "30"])
+def test_demo_backtests_the_builtin_strategies_offline(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    result = runner.invoke(
+        app, ["demo", "--days", "30", "--report", str(report)], terminal_width=160
+    )
     assert result.exit_code == 0, result.output
-    assert "synthetic market" in result.output
+    for name in ("directional", "lp_rebalance", "leverage_loop", "Sharpe", "Trade hash"):
+        assert name in result.output
+    assert (report / "index.html").exists()
+
+
+def test_backtest_prints_metrics_and_checks_look_ahead(tmp_path: Path) -> None:
+    args = ["backtest", "--strategy", "directional", "--days", "25", "--check-lookahead"]
+    result = runner.invoke(app, [*args, "--checkpoints", "2"], terminal_width=160)
+    assert result.exit_code == 0, result.output
+    assert (
+        "Max drawdown" in result.output and "look-ahead check directional: clean" in result.output
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--network", "allora"], "--network must be local or none"),
+        (["--strategy", "nope"], "no defai.strategies plugin named 'nope'"),
+        (["--start", "2031-01-01"], "nothing to run"),
+    ],
+)
+def test_backtest_refuses_bad_options_clearly(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["backtest", "--days", "20", *args], terminal_width=200)
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
+def test_a_stopped_paper_run_resumes_and_another_strategy_is_refused(tmp_path: Path) -> None:
+    args = ["run", "--days", "20", "--max-ticks", "2", "--state-dir", str(tmp_path)]
+    first = runner.invoke(app, args, terminal_width=200)
+    again = runner.invoke(app, args, terminal_width=200)
+    assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
+    assert "12:00 ->" in first.output and "14:00 ->" in again.output  # after the last tick
+    other = runner.invoke(app, [*args, "--strategy", "lp_rebalance"], terminal_width=200)
+    assert other.exit_code == 2
+    assert "use another --state-dir" in " ".join(other.output.split())
 
 
 def test_network_run_then_show_continues_from_the_saved_state(tmp_path: Path) -> None:

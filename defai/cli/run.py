@@ -32,6 +32,7 @@ from defai.cli.common import (
 )
 from defai.cli.live import connect, require_consent, run_live
 from defai.config import Settings
+from defai.errors import ConfigError
 from defai.market.feed import Feed
 from defai.market.view import SimClock
 from defai.network.allora import AlloraNetwork
@@ -41,6 +42,7 @@ from defai.plugins import STRATEGIES_GROUP, resolve
 from defai.types import timeframe_ms, to_ms, to_timestamp
 
 HOUR = 3_600_000
+PAPER_RESUMABLE = ("running", "stopped")  # crashed, or stopped by a signal or --max-ticks
 
 
 def run(
@@ -117,7 +119,9 @@ def run(
         return
     feed, title = guarded(lambda: build_feed(csv, None, None, "", "1h", seed, days, settings))
     network = _network(network_kind or settings.network.kind, feed, folder, settings)
-    agent, journal, run_id, start = _agent(chosen, feed, network, folder, capital or 10_000.0)
+    agent, journal, run_id, start = guarded(
+        lambda: _agent(chosen, feed, network, folder, capital or 10_000.0)
+    )
     if replay and (
         replay_from is None or replay_from.resolve() == (folder / "journal.sqlite").resolve()
     ):
@@ -180,7 +184,16 @@ def _agent(
 ) -> tuple[Agent, Journal, str, int]:
     """A new paper run, or the unfinished one of this folder resumed after its last tick."""
     journal = Journal(folder / "journal.sqlite")
-    run = open_run(journal, "paper", strategy, {"strategy": strategy.name})
+    previous = journal.last_run("paper")
+    if previous is not None and (
+        previous.status not in PAPER_RESUMABLE or previous.strategy != strategy.name
+    ):  # the folder's venue books are at that run's last tick: a new run cannot start before
+        journal.close()
+        raise ConfigError(
+            f"{folder} holds paper run {previous.run_id} ({previous.strategy}, "
+            f"{previous.status}); its venues' books cannot start over: use another --state-dir"
+        )
+    run = open_run(journal, "paper", strategy, {"strategy": strategy.name}, PAPER_RESUMABLE)
     first = feed.span(strategy.symbols[0], "1h")[0] + 300 * HOUR  # the network's warm-up
     start = first if run.last_tick_ms is None else run.last_tick_ms + HOUR
     clock = SimClock(start)
