@@ -2,5 +2,6 @@
 
 from defai.backtest.engine import Backtest
 from defai.backtest.result import BacktestResult
+from defai.backtest.sweep import WalkForwardResult, grid, sweep, walk_forward
 
-__all__ = ["Backtest", "BacktestResult"]
+__all__ = ["Backtest", "BacktestResult", "WalkForwardResult", "grid", "sweep", "walk_forward"]

@@ -31,7 +31,7 @@ from defai.execution.amm import LpValuation
 from defai.market.feed import Feed
 from defai.market.view import MarketView, SimClock
 from defai.network.base import InferenceSource
-from defai.network.local import default_topics
+from defai.network.local import Topic, default_topics
 from defai.plugins import TOOLS_GROUP, build_tool, discover
 from defai.types import timeframe_ms, to_ms, to_timestamp
 
@@ -68,6 +68,9 @@ class Backtest:
     journal: Path | None = None
     cache_dir: Path | None = None
     warmup: int = 300
+    network_until: int | str | None = None
+    """Record the network up to this time rather than `end`: runs over consecutive windows
+    (walk-forward) then share one recording; each tick still sees only past epochs."""
     window: int = 256
 
     def span(self) -> tuple[int, int]:
@@ -181,16 +184,22 @@ class Backtest:
                 f"backtest network must be 'local', None or an InferenceSource, "
                 f"not {self.network!r} (a remote network has no replayable history)"
             )
-        pairs = sorted({s.partition(":")[0] for s in self.strategy.symbols})
-        available = {t.name: t for t in default_topics(pairs)}
-        missing = [t for t in self.strategy.topics if t not in available]
-        if missing:
-            raise ConfigError(
-                f"{self.strategy.name} needs topics {missing} the embedded network does not "
-                f"have; it has {sorted(available)}"
-            )
-        chosen = [available[t] for t in self.strategy.topics]
-        return NetworkTape.record(chosen, self.feed, end, clock, self.cache_dir)
+        until = end if self.network_until is None else max(end, to_ms(self.network_until))
+        chosen = embedded_topics(self.strategy)
+        return NetworkTape.record(chosen, self.feed, until, clock, self.cache_dir)
+
+
+def embedded_topics(strategy: Strategy) -> list[Topic]:
+    """The embedded network's topics the strategy declares; ConfigError naming any it lacks."""
+    pairs = sorted({s.partition(":")[0] for s in strategy.symbols})
+    available = {t.name: t for t in default_topics(pairs)}
+    missing = [t for t in strategy.topics if t not in available]
+    if missing:
+        raise ConfigError(
+            f"{strategy.name} needs topics {missing} the embedded network does not "
+            f"have; it has {sorted(available)}"
+        )
+    return [available[t] for t in strategy.topics]
 
 
 class _Book:
