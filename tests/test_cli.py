@@ -178,3 +178,15 @@ def test_tools_call_with_bad_arguments_is_a_tool_error() -> None:
     assert "invalid arguments: horizon" in result.output
     bad_json = runner.invoke(app, ["tools", "call", "price_forecast", "--args", "{symbol"])
     assert bad_json.exit_code == 2 and "--args is not valid JSON" in bad_json.output
+
+
+def test_backtest_sweeps_a_grid_and_walks_forward() -> None:
+    base = ["backtest", "--days", "30", "--sweep", "kelly_fraction=0.25,0.5"]
+    swept = runner.invoke(app, base, terminal_width=200)
+    assert swept.exit_code == 0, swept.output
+    assert "2 parameter sets" in swept.output and "0.25" in swept.output
+    walked = runner.invoke(app, [*base, "--walk-forward", "5d:5d"], terminal_width=200)
+    assert walked.exit_code == 0, walked.output
+    assert "out-of-sample" in walked.output
+    bad = runner.invoke(app, ["backtest", "--days", "20", "--sweep", "kelly_fraction"])
+    assert bad.exit_code == 2 and "name=value1,value2" in bad.output

@@ -631,6 +631,9 @@ def _curve_metrics(equity: pd.Series, timeframe: str) -> dict[str, float]:
 
 
 def _duration(value: str | pd.Timedelta, name: str) -> int:
+    """'60d', '12h', '2w' as timeframes are written (pandas deprecates 'd'); else pandas' own."""
+    if isinstance(value, str) and value[:-1].isdigit() and value[-1:] in "mhdw":
+        value = pd.Timedelta(timeframe_ms(value), unit="ms")
     try:
         delta = pd.Timedelta(value)
     except (ValueError, TypeError) as exc:

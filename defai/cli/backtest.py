@@ -7,11 +7,14 @@ folder, so later backtests and sweeps on the same candles start at once).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -20,6 +23,8 @@ from defai.agent.policy import Strategy
 from defai.backtest import Backtest, BacktestResult
 from defai.backtest.lookahead import LookaheadReport, check_lookahead
 from defai.backtest.result import METRIC_LABELS, PERCENT_METRICS
+from defai.backtest.sweep import grid, sweep
+from defai.backtest.sweep import walk_forward as run_walk_forward
 from defai.cli.common import (
     ConfigOption,
     CsvOption,
@@ -32,6 +37,7 @@ from defai.cli.common import (
     settings_from,
 )
 from defai.config import Settings
+from defai.market.feed import Feed
 from defai.plugins import STRATEGIES_GROUP, resolve
 from defai.types import to_timestamp
 
@@ -66,14 +72,38 @@ def backtest(
     journal: Annotated[
         Path | None, typer.Option(help="Journal every tick into this SQLite file (slower).")
     ] = None,
+    sweep_values: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep", help="Grid axis 'param=v1,v2,...' (repeatable): backtest every combination."
+        ),
+    ] = None,
+    walk_forward: Annotated[
+        str | None,
+        typer.Option(help="With --sweep: walk-forward 'TRAIN:TEST', e.g. '60d:14d'."),
+    ] = None,
+    metric: Annotated[str, typer.Option(help="Walk-forward: the metric that picks.")] = "sharpe",
+    processes: Annotated[int, typer.Option(help="Worker processes of a sweep.")] = 1,
     config: ConfigOption = None,
 ) -> None:
-    """Backtest strategies: metrics table, optional report, optional look-ahead check."""
+    """Backtest strategies: metrics table, optional report, look-ahead check, sweep."""
     settings = settings_from(config)
     feed, title = guarded(lambda: build_feed(csv, None, None, "", "1h", seed, days, settings))
     if network not in ("local", "none"):
         fail(f"--network must be local or none, not {network!r}")
     strategies = [load_strategy(spec) for spec in strategy or ["directional"]]
+    if sweep_values or walk_forward:
+        options = {
+            "start": start,
+            "end": end,
+            "capital": capital,
+            "network": None if network == "none" else "local",
+            "cache_dir": network_cache(settings),
+        }
+        plan = Sweep(parse_grid(sweep_values or []), walk_forward, metric, processes)
+        for chosen in strategies:
+            run_sweep(chosen, feed, plan, options)
+        return
     runs = [
         Backtest(
             s,
@@ -95,6 +125,91 @@ def backtest(
             print_lookahead(run.strategy.name, lookahead(run, result, checkpoints))
     if report is not None:
         write(results, report, f"defai backtest: {title}")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    grid: list[dict[str, Any]]
+    walk_forward: str | None
+    metric: str
+    processes: int
+
+
+def parse_grid(axes: Sequence[str]) -> list[dict[str, Any]]:
+    """'kelly_fraction=0.25,0.5' -> values read as JSON where they parse (numbers, true, null),
+    as text otherwise."""
+    values: dict[str, list[Any]] = {}
+    for axis in axes:
+        name, sep, listed = axis.partition("=")
+        if not sep or not name.strip() or not listed.strip():
+            fail(f"--sweep {axis!r}: write it as name=value1,value2")
+        values[name.strip()] = [_value(v.strip()) for v in listed.split(",")]
+    return grid(**values)
+
+
+def run_sweep(strategy: Strategy, feed: Feed, plan: Sweep, options: dict[str, Any]) -> None:
+    processes = f"{plan.processes} process{'es' if plan.processes > 1 else ''}"
+    if plan.walk_forward is None:
+        console.print(
+            f"[bold]sweep[/] {strategy.name}: {len(plan.grid)} parameter sets, {processes}"
+        )
+        with console.status("backtesting the grid..."):
+            frame = guarded(
+                lambda: sweep(strategy, feed, plan.grid, processes=plan.processes, **options)
+            )
+        print_frame(frame, [*plan.grid[0], *SWEEP_COLUMNS])
+        return
+    train, sep, test = plan.walk_forward.partition(":")
+    if not sep:
+        fail(f"--walk-forward {plan.walk_forward!r}: write it as TRAIN:TEST, e.g. 60d:14d")
+    console.print(
+        f"[bold]walk-forward[/] {strategy.name}: train {train}, test {test}, best by "
+        f"{plan.metric} of {len(plan.grid)} parameter sets, {processes}"
+    )
+    with console.status("training and testing each split..."):
+        result = guarded(
+            lambda: run_walk_forward(
+                strategy,
+                feed,
+                plan.grid,
+                train=train,
+                test=test,
+                metric=plan.metric,
+                processes=plan.processes,
+                **options,
+            )
+        )
+    print_frame(result.splits, list(result.splits.columns))
+    summary = ", ".join(f"{k} {_format(k, v)}" for k, v in result.metrics.items())
+    console.print(f"out-of-sample (stitched test windows): {summary}")
+
+
+SWEEP_COLUMNS = ["total_return", "sharpe", "max_drawdown", "trades", "trade_hash", "error"]
+
+
+def print_frame(frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    table = Table(show_lines=False)
+    shown = [c for c in columns if c in frame.columns]
+    for column in shown:
+        table.add_column(str(column), overflow="fold")
+    for _, row in frame.iterrows():
+        table.add_row(*(_cell(column, row[column]) for column in shown))
+    console.print(table)
+
+
+def _cell(column: str, value: Any) -> str:
+    if isinstance(value, float):
+        return _format(column, value)
+    if column == "trade_hash" and isinstance(value, str):
+        return value[:12]
+    return "" if value is None else str(value)
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def load_strategy(spec: str) -> Strategy:

@@ -10,12 +10,15 @@ from defai.plugins import STRATEGIES_GROUP, discover, from_folder
 from strategies.directional import ForecastDirectional
 from strategies.leverage_loop import LeverageLoop
 from strategies.lp_rebalance import LPRebalance
+from strategies.sma_cross import SmaCross
 
 BUILT_IN = {
     "lp_rebalance": LPRebalance,
     "leverage_loop": LeverageLoop,
     "directional": ForecastDirectional,
+    "sma_cross": SmaCross,
 }
+PLAIN = {SmaCross}  # decide from candles alone: no network topics
 
 
 def test_entry_points_name_each_built_in_strategy_by_its_name() -> None:
@@ -38,4 +41,5 @@ def test_defaults_make_working_strategies_that_say_what_to_observe() -> None:
         strategy = cls()
         assert isinstance(strategy, Strategy)
         assert strategy.symbols and strategy.symbols[0].startswith("ETH/USDT")
-        assert strategy.topics == ("ETH/USDT log_return 24h", "ETH/USDT volatility 24h")
+        expected = () if cls in PLAIN else ("ETH/USDT log_return 24h", "ETH/USDT volatility 24h")
+        assert strategy.topics == expected
