@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import ccxt
 
@@ -56,13 +56,6 @@ from defai.market.view import Clock
 from defai.network.base import InferenceSource
 
 log = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class Advancing(Protocol):
-    """A network that runs epochs itself (the embedded one); a remote one only answers."""
-
-    def advance(self, now_ms: int, feed: Feed) -> int: ...
 
 
 @dataclass
@@ -170,8 +163,9 @@ class Agent:
             fills = [*self.venues.exchange.fetch_my_trades(), *fills]
             self._catch_up = False
         self._place_exits(now)
-        if isinstance(self.network, Advancing):
-            self.network.advance(now, self.feed)
+        advance = getattr(self.network, "advance", None)  # cheaper than a Protocol check
+        if callable(advance):
+            advance(now, self.feed)
         observation = self.observe(now)
         proposals = self._decide(observation)
         review = self.guard.review(proposals, observation)

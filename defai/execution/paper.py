@@ -249,6 +249,8 @@ class PaperExchange:
         self._trades: dict[str, _Fill] = {}
         self._positions: dict[str, _Position] = {}
         self._reserved: dict[str, float] = {}  # funds locked by open orders, per currency
+        self._balance_cache: tuple[object, Balance] | None = None
+        self._closes: dict[tuple[str, int], float | None] = {}
         self._halted: str | None = None
         self._store = _Store(Path(db)) if db is not None else None
         self._dirty_orders: set[str] = set()
@@ -282,11 +284,17 @@ class PaperExchange:
 
     def fetch_balance(self, params: dict[str, Any] | None = None) -> Balance:
         used = self._used()
-        raw: dict[str, Any] = {
-            "info": {"balances": dict(self._balances), "used": used},
-            "timestamp": self._now,
-            "datetime": _CCXT.iso8601(self._now),
-        }
+        key = (tuple(self._balances.items()), tuple(used.items()))
+        if self._balance_cache is None or self._balance_cache[0] != key:
+            self._balance_cache = (key, self._render_balance(used))
+        # ccxt's builders are slow and a backtest asks every tick: render again only when the
+        # books changed, and hand out a copy the caller may modify
+        copy = {k: dict(v) if isinstance(v, dict) else v for k, v in self._balance_cache[1].items()}
+        copy["timestamp"], copy["datetime"] = self._now, _CCXT.iso8601(self._now)
+        return copy  # type: ignore[return-value]
+
+    def _render_balance(self, used: dict[str, float]) -> Balance:
+        raw: dict[str, Any] = {"info": {"balances": dict(self._balances), "used": used}}
         for code, total in sorted(self._balances.items()):
             total_s = _balance_string(total)
             used_s = Precise.string_min(_balance_string(used.get(code, 0.0)), total_s)
@@ -996,8 +1004,14 @@ class PaperExchange:
         return market
 
     def _last_close(self, feed_symbol: str, as_of: int) -> float | None:
-        window = self._feed.candles(feed_symbol, self._timeframe, as_of, 1)
-        return float(window.close[-1]) if len(window) else None
+        """Memoised per time: equity is marked several times a tick on the same closes."""
+        key = (feed_symbol, as_of)
+        if key not in self._closes:
+            if len(self._closes) > 64:
+                self._closes.clear()
+            window = self._feed.candles(feed_symbol, self._timeframe, as_of, 1)
+            self._closes[key] = float(window.close[-1]) if len(window) else None
+        return self._closes[key]
 
     def _first_open(self, feed_symbol: str) -> float:
         """Open of the symbol's first candle: sets its default tick and step, nothing else."""
