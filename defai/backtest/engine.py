@@ -93,6 +93,7 @@ class Backtest:
         start, end = self.span()
         clock = SimClock(start)
         agent = self._agent(clock, start, end)
+        setup_s = time.perf_counter() - began  # the network's recording, when not cached
         tape = agent.network if isinstance(agent.network, NetworkTape) else None
         book = _Book(agent.venues, self.strategy.symbols)
         step = timeframe_ms(self.timeframe)
@@ -124,6 +125,7 @@ class Backtest:
             liquidations=list(agent.venues.liquidations),
             network={} if tape is None else {n: r.frame for n, r in tape.recordings.items()},
             elapsed_s=time.perf_counter() - began,
+            setup_s=setup_s,
         )
 
     def _agent(self, clock: SimClock, start: int, end: int) -> Agent:

@@ -70,6 +70,15 @@ class BacktestResult:
     metrics: Mapping[str, float] = field(default_factory=dict)
     trade_hash: str = ""
     elapsed_s: float = math.nan
+    """Wall seconds of the whole run, `setup_s` of them spent before the first tick (wiring,
+    and recording the network when no cached recording existed)."""
+    setup_s: float = math.nan
+
+    @property
+    def bars_per_second(self) -> float:
+        """Ticks per second of the loop itself, setup excluded."""
+        loop = self.elapsed_s - self.setup_s
+        return self.bars / loop if loop > 0 else math.nan
 
     @property
     def bars(self) -> int:
@@ -133,6 +142,7 @@ def build_result(
     liquidations: Sequence[Any],
     network: Mapping[str, pd.DataFrame],
     elapsed_s: float,
+    setup_s: float,
 ) -> BacktestResult:
     index = pd.DatetimeIndex(pd.to_datetime(times, unit="ms", utc=True), name="time")
     fills = trade_frame(trades, quote)
@@ -177,6 +187,7 @@ def build_result(
         verdicts=dict(verdicts),
         decisions=tuple(decisions),
         elapsed_s=elapsed_s,
+        setup_s=setup_s,
     )
     years = (last - first + timeframe_ms(timeframe)) / m.YEAR_MS
     return replace(

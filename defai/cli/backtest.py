@@ -263,7 +263,8 @@ def print_metrics(results: Sequence[BacktestResult]) -> None:
         table.add_column(result.strategy, justify="right")
     for key, label in METRIC_LABELS.items():
         table.add_row(label, *(_format(key, r.metrics.get(key, math.nan)) for r in results))
-    table.add_row("Bars / second", *(f"{r.bars / r.elapsed_s:,.0f}" for r in results))
+    table.add_row("Setup s (network)", *(f"{r.setup_s:,.1f}" for r in results))
+    table.add_row("Bars / second", *(f"{r.bars_per_second:,.0f}" for r in results))
     table.add_row("Trade hash", *(r.trade_hash[:16] for r in results))
     console.print(table)
 
