@@ -20,6 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from defai.agent.guard import RiskLimits
 from defai.errors import ConfigError
 
 ENV_PREFIX = "DEFAI_"
@@ -87,6 +88,9 @@ class Settings(BaseSettings):
     allora: AlloraSettings = AlloraSettings()
     network: NetworkSettings = NetworkSettings()
     agent: AgentSettings = AgentSettings()
+    risk: RiskLimits = RiskLimits()
+    """The RiskGuard's limits ([risk] max_drawdown = 0.15, ...). Runs and backtests scale the
+    per-order and per-day notional to their capital unless these set them."""
 
     @classmethod
     def settings_customise_sources(
@@ -114,6 +118,8 @@ def _redact(value: Any) -> Any:
         return {k: _redact(v) for k, v in value.items()}
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, frozenset | set):  # allow-lists: shown sorted, as written in TOML
+        return sorted(value)
     return value
 
 

@@ -94,3 +94,31 @@ def test_bad_value_error_does_not_echo_the_secret(tmp_path: Path) -> None:
 def test_missing_explicit_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path / "nope.toml", {})
+
+
+def test_risk_limits_from_the_file_win_over_the_capital_scaling(tmp_path: Path) -> None:
+    from defai.agent.paper import capital_limits
+
+    path = write(tmp_path, '[risk]\nmax_drawdown = 0.1\nallowed_symbols = ["ETH/USDT"]\n')
+    settings = load_settings(path, environ={"DEFAI_RISK__MAX_NOTIONAL_PER_DAY": "1234"})
+    limits = capital_limits(500.0, settings.risk)
+    assert limits.max_drawdown == 0.1 and limits.allowed_symbols == frozenset({"ETH/USDT"})
+    assert limits.max_notional_per_day == 1234.0  # set: wins over 5 x capital
+    assert limits.max_notional_per_order == 500.0  # unset: scaled to the capital
+    assert limits.min_health_factor == 1.5  # unset: the guard's default
+    assert settings.redacted()["risk"]["allowed_symbols"] == ["ETH/USDT"]
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "message"),
+    [
+        ("[risk]\nmax_drawdwn = 0.5\n", {}, "risk.max_drawdwn: unknown key"),
+        ("", {"DEFAI_RISK__MAX_DRAWDOWN": "2"}, "DEFAI_RISK__MAX_DRAWDOWN: risk.max_drawdown"),
+        ("[risk]\nmax_slippage = -1\n", {}, "risk.max_slippage"),
+    ],
+)
+def test_a_bad_risk_limit_is_named_with_its_source(
+    tmp_path: Path, text: str, environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, text), environ=environ)

@@ -18,10 +18,16 @@ from defai.execution.paper import PaperExchange
 from defai.market.feed import Feed
 
 
-def capital_limits(capital: float) -> RiskLimits:
-    """The guard's defaults, scaled to the run: an order at most the capital, a day's orders at
-    most five times it; every other limit as RiskLimits() sets it."""
-    return RiskLimits(max_notional_per_order=capital, max_notional_per_day=5 * capital)
+def capital_limits(capital: float, configured: RiskLimits | None = None) -> RiskLimits:
+    """The guard's limits scaled to the run: an order at most the capital, a day's orders at
+    most five times it; every limit the configuration sets ([risk]) wins over those and over
+    RiskLimits' defaults."""
+    scaled = RiskLimits(max_notional_per_order=capital, max_notional_per_day=5 * capital)
+    if configured is None:
+        return scaled
+    return RiskLimits.model_validate(
+        {**scaled.model_dump(), **configured.model_dump(exclude_unset=True)}
+    )
 
 
 def wallet_balances(

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from defai import __version__
+from defai.agent.paper import capital_limits
 from defai.backtest import Backtest
 from defai.cli.backtest import backtest as backtest_command
 from defai.cli.backtest import load_strategy, network_cache, print_metrics, run_all, write
@@ -78,7 +79,13 @@ def demo(
         "inference network; every order vetted by the risk guard, filled by paper venues"
     )
     runs = [
-        Backtest(load_strategy(name), feed, cache_dir=network_cache(settings)) for name in names
+        Backtest(
+            load_strategy(name),
+            feed,
+            cache_dir=network_cache(settings),
+            limits=capital_limits(10_000.0, settings.risk),
+        )
+        for name in names
     ]
     results = run_all(runs)
     print_metrics(results)

@@ -19,6 +19,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from defai.agent.paper import capital_limits
 from defai.agent.policy import Strategy
 from defai.backtest import Backtest, BacktestResult
 from defai.backtest.lookahead import LookaheadReport, check_lookahead
@@ -97,6 +98,7 @@ def backtest(
             "start": start,
             "end": end,
             "capital": capital,
+            "limits": capital_limits(capital, settings.risk),
             "network": None if network == "none" else "local",
             "cache_dir": network_cache(settings),
         }
@@ -112,6 +114,7 @@ def backtest(
             end=end,
             capital=capital,
             network=None if network == "none" else "local",
+            limits=capital_limits(capital, settings.risk),
             journal=journal,
             cache_dir=network_cache(settings),
         )

@@ -112,7 +112,7 @@ def run(
         candles = guarded(lambda: connect(venue, chosen.symbols, settings.data.dir))
         network = _network(network_kind or settings.network.kind, candles, folder, settings)
         policy = guarded(lambda: _llm_policy(llm, None, None, chosen)) if llm else None
-        limits = capital_limits(capital) if capital else RiskLimits()
+        limits = capital_limits(capital, settings.risk) if capital else settings.risk
         guarded(
             lambda: run_live(chosen, venue, candles, network, folder, limits, policy, max_ticks)
         )
@@ -120,7 +120,7 @@ def run(
     feed, title = guarded(lambda: build_feed(csv, None, None, "", "1h", seed, days, settings))
     network = _network(network_kind or settings.network.kind, feed, folder, settings)
     agent, journal, run_id, start = guarded(
-        lambda: _agent(chosen, feed, network, folder, capital or 10_000.0)
+        lambda: _agent(chosen, feed, network, folder, capital or 10_000.0, settings.risk)
     )
     if replay and (
         replay_from is None or replay_from.resolve() == (folder / "journal.sqlite").resolve()
@@ -180,7 +180,12 @@ def _network(kind: str, feed: Feed, folder: Path, settings: Settings) -> Inferen
 
 
 def _agent(
-    strategy: Strategy, feed: Feed, network: InferenceSource, folder: Path, capital: float
+    strategy: Strategy,
+    feed: Feed,
+    network: InferenceSource,
+    folder: Path,
+    capital: float,
+    risk: RiskLimits | None = None,
 ) -> tuple[Agent, Journal, str, int]:
     """A new paper run, or the unfinished one of this folder resumed after its last tick."""
     journal = Journal(folder / "journal.sqlite")
@@ -205,7 +210,7 @@ def _agent(
         venues=paper_venues(
             feed, strategy.symbols, start, exchange=capital, wallet=capital, folder=folder
         ),
-        limits=capital_limits(capital),
+        limits=capital_limits(capital, risk),
         journal=journal,
         run=run,
     )
