@@ -79,8 +79,20 @@ class RiskLimits(BaseModel):
     max_relative_ci_width: PositiveFinite | None = None
     max_ci_width: Mapping[str, PositiveFinite] = Field(default_factory=dict)
     max_price_age_ms: Annotated[int, Field(gt=0)] | None = None
+    required_topics: Mapping[str, frozenset[str]] = Field(default_factory=dict)
+    """Per market (symbol, pair, pool pair or lending asset): topics that must be present and
+    fresh before any intent adds exposure there, whatever topics the intent itself names."""
     max_drawdown: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.2
     approval_threshold_notional: PositiveFinite | None = None
+
+
+def _market(intent: Trade) -> str:
+    match intent:
+        case PlaceOrder(symbol=symbol) | Swap(pair=symbol) | OpenLPRange(pair=symbol):
+            return symbol
+        case LendingIntent(asset=asset):
+            return asset
+    return ""
 
 
 _SEAL = object()
@@ -304,7 +316,7 @@ class RiskGuard:
                 "and exposure-reducing intents pass until reset()",
             )
         self._check_allowed(intent)
-        self._check_inferences(intent, observation)
+        self._check_inferences(intent, observation, reducing)
         resolved, notional = self._size(intent, observation, book)
         if not math.isfinite(notional):
             raise Refusal(ReasonCode.NON_FINITE_INPUT, f"notional is {notional!r}")
@@ -329,9 +341,12 @@ class RiskGuard:
                 if limits.allowed_assets is not None and asset not in limits.allowed_assets:
                     raise Refusal(ReasonCode.UNKNOWN_SYMBOL, f"asset {asset} is not allow-listed")
 
-    def _check_inferences(self, intent: Trade, observation: Observation) -> None:
-        """Every topic the intent relies on was fetched this tick, is finite, fresh and narrow."""
-        for topic in intent.topics:
+    def _check_inferences(self, intent: Trade, observation: Observation, reducing: bool) -> None:
+        """Every topic the intent relies on — those it names, and for an intent adding exposure
+        those `required_topics` lists for its market — was fetched this tick, is finite, fresh
+        and narrow. An exit never waits for the network."""
+        required = () if reducing else self.limits.required_topics.get(_market(intent), ())
+        for topic in dict.fromkeys([*intent.topics, *sorted(required)]):
             inference = observation.inferences.get(topic)
             if inference is None:
                 raise Refusal(ReasonCode.MISSING_INFERENCE, f"no inference of topic {topic!r}")

@@ -66,7 +66,7 @@ def build_agent(
         feed=feed,
         network=network,
         policy=policy or StrategyPolicy(strategy),
-        guard=RiskGuard(limits),
+        guard=RiskGuard(strategy_limits(limits, strategy)),
         toolbox=ToolBox(tools),
         venues=venues,
         symbols=strategy.symbols,
@@ -75,6 +75,16 @@ def build_agent(
         run_id=run.run_id,
         resumed=run.resumed,
     )
+
+
+def strategy_limits(limits: RiskLimits, strategy: Strategy) -> RiskLimits:
+    """The strategy's topics become required for adding exposure on its symbols (unless the
+    limits say otherwise): a policy that names no topic — an LLM — cannot trade those markets
+    on a missing or stale forecast either."""
+    if limits.required_topics or not strategy.topics:
+        return limits
+    required = {symbol: frozenset(strategy.topics) for symbol in strategy.symbols}
+    return limits.model_copy(update={"required_topics": required})
 
 
 def close_all(closables: Iterable[object]) -> None:

@@ -315,6 +315,22 @@ def test_a_stale_inference_blocks_the_intents_that_rely_on_it() -> None:
     assert code_of(relying, from_the_future) is ReasonCode.STALE_INFERENCE
 
 
+def test_required_topics_guard_a_market_whatever_the_intent_names() -> None:
+    required = {"ETH/USDC": {TOPIC}, "ETH": {TOPIC}}
+    old = observe(inferences=[inference(age_ms=2 * HOUR)])
+    assert code_of(buy(), required_topics=required) is ReasonCode.MISSING_INFERENCE
+    assert code_of(buy(), old, required_topics=required) is ReasonCode.STALE_INFERENCE
+    fresh = observe(inferences=[inference()])
+    assert code_of(buy(), fresh, required_topics=required) is ReasonCode.APPROVED
+    assert code_of(Borrow(asset="ETH", amount=0.1), required_topics=required) is (
+        ReasonCode.MISSING_INFERENCE
+    )
+    assert code_of(buy(symbol="BTC/USDC"), required_topics=required) is not (
+        ReasonCode.MISSING_INFERENCE
+    )  # another market
+    assert code_of(SELL_ETH, old, required_topics=required) is ReasonCode.APPROVED  # an exit
+
+
 def test_a_missing_inference_blocks_the_intents_that_rely_on_it() -> None:
     assert code_of(buy(topics=(TOPIC,))) is ReasonCode.MISSING_INFERENCE
     assert code_of(buy(topics=(TOPIC,)), observe(inferences=[inference()])) is ReasonCode.APPROVED
