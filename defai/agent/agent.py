@@ -151,6 +151,11 @@ class Agent:
         self._peak = -math.inf
         self._orders_sent = 0
         self._pending_exits: list[tuple[str, PlaceOrder]] = []  # entry order id, its intent
+        if resumed and journal is not None and run_id is not None:
+            self._pending_exits = [
+                (order_id, PlaceOrder.model_validate(intent))
+                for order_id, intent in journal.pending_exits(run_id)
+            ]
         self._catch_up = resumed
 
     # ------------------------------------------------------------------ one tick
@@ -477,6 +482,10 @@ class Agent:
                     )
             for trade in fills:
                 journal.fill(tick, "exchange", trade)
+            journal.set_pending_exits(
+                self.run_id,
+                [(oid, entry.model_dump(mode="json")) for oid, entry in self._pending_exits],
+            )
             journal.equity(tick, equity, by_venue)
         return equity
 

@@ -25,7 +25,7 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
@@ -128,6 +128,12 @@ CREATE TABLE IF NOT EXISTS fills (
     amount REAL,
     payload TEXT NOT NULL,
     UNIQUE (run_id, venue, trade_id)
+);
+CREATE TABLE IF NOT EXISTS pending_exits (
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    order_id TEXT NOT NULL,
+    intent TEXT NOT NULL,
+    PRIMARY KEY (run_id, order_id)
 );
 CREATE TABLE IF NOT EXISTS equity (
     tick_id INTEGER PRIMARY KEY REFERENCES ticks (tick_id),
@@ -617,6 +623,26 @@ class Journal:
                 json.dumps(clean),
             ),
         )
+
+    def set_pending_exits(
+        self, run_id: str, exits: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
+        """The stop-loss / take-profit orders still waiting for their entry (entry order id,
+        the entry intent): replaced as a whole, inside the tick's transaction, so a restart
+        places the exits of entries that fill while it was down."""
+        self._require_run(run_id)
+        with self.transaction():
+            self._db.execute("DELETE FROM pending_exits WHERE run_id=?", (run_id,))
+            self._db.executemany(
+                "INSERT INTO pending_exits (run_id, order_id, intent) VALUES (?, ?, ?)",
+                [(run_id, self._text(oid), self._json(dict(intent))) for oid, intent in exits],
+            )
+
+    def pending_exits(self, run_id: str) -> list[tuple[str, dict[str, Any]]]:
+        rows = self._db.execute(
+            "SELECT order_id, intent FROM pending_exits WHERE run_id=? ORDER BY rowid", (run_id,)
+        ).fetchall()
+        return [(order_id, json.loads(intent)) for order_id, intent in rows]
 
     def fill(self, tick_id: int, venue: str, trade: Mapping[str, Any]) -> bool:
         """Record a trade (ccxt's shape); False if this venue's trade id is already journaled in
