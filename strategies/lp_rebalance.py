@@ -98,6 +98,15 @@ class LPRebalance:
             return [Hold(reason=f"no range without a forecast: {exc}")]
         if ranges:
             return self._recentre(ranges, price, plan)
+        if not plan.price_lower <= price < plan.price_upper:
+            # a range the price is not in earns no fee and would be closed next tick
+            bounds = f"[{plan.price_lower:,.2f}, {plan.price_upper:,.2f}]"
+            return [
+                Hold(
+                    reason=f"the forecast's range {bounds} does not hold the price {price:,.2f}",
+                    topics=topics_of(plan.inferences),
+                )
+            ]
         return self._open(portfolio, price, capital, plan, toolbox)
 
     def _range_args(self, capital: float) -> dict[str, object]:

@@ -309,6 +309,8 @@ class Agent:
             return self._open_range(amm, intent)
         if isinstance(intent, CloseLPRange):
             burned = amm.burn(intent.position_id)
+            if all(p.id != intent.position_id for p in amm.positions()):
+                return {"burn": _as_dict(burned)}  # no fees owed: the burn closed it
             collected = amm.collect(intent.position_id)
             return {"burn": _as_dict(burned), "collect": _as_dict(collected)}
         lending = self._need(self.venues.lending, "a lending market", intent)

@@ -6,6 +6,7 @@ needs and checks what the strategy proposes and that the RiskGuard lets it throu
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -76,6 +77,16 @@ def test_opens_the_forecast_range_when_the_wallet_holds_its_token_ratio(world: W
     assert intent.lower_price < world.price < intent.upper_price
     assert intent.capital == pytest.approx(9_000, rel=1e-6)
     assert approved([intent], observation)
+
+
+def test_opens_no_range_the_price_is_outside_of(world: World) -> None:
+    plan = planned_range(world)
+    observation = observe(world, eth=plan.amount0, usdt=plan.amount1 + 1_000)
+    above = dataclasses.replace(observation, prices={"ETH/USDT": plan.price_upper * 1.01})
+
+    [hold] = decide(STRATEGY, above, world.toolbox())
+
+    assert isinstance(hold, Hold) and "does not hold the price" in hold.reason
 
 
 def test_swaps_to_the_ratio_first_with_a_floor_no_sandwich_pays_at(world: World) -> None:
