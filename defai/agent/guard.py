@@ -308,7 +308,10 @@ class RiskGuard:
         if not math.isfinite(portfolio.equity):
             raise Refusal(ReasonCode.NON_FINITE_INPUT, f"equity is {portfolio.equity!r}")
         reducing = reduces_exposure(intent, portfolio)
-        if self._halted and not reducing:
+        # a withdrawal against debt adds no market exposure: it is how a loop unwinds
+        # (withdraw, sell, repay), so the breaker lets it through; the HF floor still applies
+        unwinding = isinstance(intent, Withdraw)
+        if self._halted and not (reducing or unwinding):
             raise Refusal(
                 ReasonCode.HALTED,
                 f"drawdown breaker tripped (equity {portfolio.equity:,.2f}, peak "
