@@ -88,11 +88,15 @@ class Backtest:
             )
         return start, end
 
-    def run(self, progress: Progress | None = None) -> BacktestResult:
+    def run(
+        self, progress: Progress | None = None, recording: Progress | None = None
+    ) -> BacktestResult:
+        """`progress(ticks done, ticks)` follows the loop, `recording(epochs done, epochs)` the
+        network's recording when it is not cached yet."""
         began = time.perf_counter()
         start, end = self.span()
         clock = SimClock(start)
-        agent = self._agent(clock, start, end)
+        agent = self._agent(clock, start, end, recording)
         setup_s = time.perf_counter() - began  # the network's recording, when not cached
         tape = agent.network if isinstance(agent.network, NetworkTape) else None
         book = _Book(agent.venues, self.strategy.symbols)
@@ -128,9 +132,11 @@ class Backtest:
             setup_s=setup_s,
         )
 
-    def _agent(self, clock: SimClock, start: int, end: int) -> Agent:
+    def _agent(
+        self, clock: SimClock, start: int, end: int, recording: Progress | None = None
+    ) -> Agent:
         strategy = self.strategy
-        network = self._network(clock, end)
+        network = self._network(clock, end, recording)
         market = MarketView(self.feed, clock, self.timeframe)
         plugins = [*discover(TOOLS_GROUP).values(), *self.tools]
         tools = [build_tool(obj, network, market) for obj in plugins]
@@ -176,7 +182,9 @@ class Backtest:
             exchange_options=self.exchange,
         )
 
-    def _network(self, clock: SimClock, end: int) -> InferenceSource:
+    def _network(
+        self, clock: SimClock, end: int, recording: Progress | None = None
+    ) -> InferenceSource:
         if self.network is None:
             return NetworkTape([], clock)
         if not isinstance(self.network, str):
@@ -188,7 +196,7 @@ class Backtest:
             )
         until = end if self.network_until is None else max(end, to_ms(self.network_until))
         chosen = embedded_topics(self.strategy)
-        return NetworkTape.record(chosen, self.feed, until, clock, self.cache_dir)
+        return NetworkTape.record(chosen, self.feed, until, clock, self.cache_dir, recording)
 
 
 def embedded_topics(strategy: Strategy) -> list[Topic]:

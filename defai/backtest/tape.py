@@ -10,7 +10,7 @@ Recordings are cached on disk by a digest of the topic's cast and the candles it
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from defai.network.local import LocalNetwork, Topic
 from defai.network.topic import TopicSpec
 from defai.types import NetworkInference
 
+_CHUNK = 500  # epochs run between two progress reports
 _FORMAT = 1  # bump when the recording's layout changes: old cache files are then ignored
 
 
@@ -57,9 +58,38 @@ class NetworkTape:
         until_ms: int,
         clock: Clock,
         cache_dir: Path | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> NetworkTape:
-        """Run each topic over the feed up to `until_ms` (or load its cached recording)."""
-        return cls([_recording(t, feed, until_ms, cache_dir) for t in topics], clock)
+        """Run each topic over the feed up to `until_ms` (or load its cached recording);
+        `progress(epochs done, epochs to run)` follows the topics that have to run."""
+        paths = [_cache_path(t, feed, until_ms, cache_dir) for t in topics]
+        todo = [
+            (t, _due_epochs(t, feed, until_ms))
+            for t, path in zip(topics, paths, strict=True)
+            if path is None or not path.exists()
+        ]
+        total, done = sum(len(due) for _, due in todo), 0
+        recorded: dict[str, pd.DataFrame] = {}
+        for topic, due in todo:
+            network = LocalNetwork([topic])
+            for chunk in range(0, len(due), _CHUNK):  # epoch by epoch or at once: same ledger
+                network.advance(int(due[min(chunk + _CHUNK, len(due)) - 1]), feed)
+                done += min(_CHUNK, len(due) - chunk)
+                if progress is not None:
+                    progress(done, total)
+            network.advance(until_ms, feed)
+            recorded[topic.name] = network.history(topic.name)
+        recordings = []
+        for topic, path in zip(topics, paths, strict=True):
+            frame = recorded.get(topic.name)
+            if frame is None:
+                assert path is not None
+                frame = _load(path)
+            elif path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _save(frame, path)
+            recordings.append(Recording(topic, frame))
+        return cls(recordings, clock)
 
     def topics(self) -> list[TopicSpec]:
         return [r.topic.spec for r in self.recordings.values()]
@@ -121,23 +151,24 @@ class _Columns:
         )
 
 
-def _recording(topic: Topic, feed: Feed, until_ms: int, cache_dir: Path | None) -> Recording:
+def _cache_path(topic: Topic, feed: Feed, until_ms: int, cache_dir: Path | None) -> Path | None:
+    """Where the recording of `topic` over these very candles is kept (None: no cache)."""
+    if cache_dir is None:
+        return None
     spec = topic.spec
     candles = feed.candles(spec.symbol, spec.timeframe, as_of=until_ms)
     digest = hashlib.sha256(f"{_FORMAT}|{topic.fingerprint()}|{until_ms}".encode())
     for column in (candles.close_ts, candles.open, candles.high, candles.low, candles.close):
         digest.update(np.ascontiguousarray(column).tobytes())
     digest.update(np.ascontiguousarray(candles.volume).tobytes())
-    path = None if cache_dir is None else cache_dir / f"network-{digest.hexdigest()[:24]}.npz"
-    if path is not None and path.exists():
-        return Recording(topic, _load(path))
-    network = LocalNetwork([topic])
-    network.advance(until_ms, feed)
-    frame = network.history(topic.name)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _save(frame, path)
-    return Recording(topic, frame)
+    return cache_dir / f"network-{digest.hexdigest()[:24]}.npz"
+
+
+def _due_epochs(topic: Topic, feed: Feed, until_ms: int) -> np.ndarray:
+    """Close times of the topic's epochs up to `until_ms`: the recording's work to do."""
+    spec = topic.spec
+    close_ts = feed.candles(spec.symbol, spec.timeframe, as_of=until_ms).close_ts
+    return np.asarray(close_ts[close_ts % spec.epoch_ms == 0], dtype=np.int64)
 
 
 def _save(frame: pd.DataFrame, path: Path) -> None:

@@ -16,7 +16,14 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from defai.agent.paper import capital_limits
@@ -228,18 +235,22 @@ def network_cache(settings: Settings) -> Path:
 
 
 def run_all(runs: Sequence[Backtest]) -> list[BacktestResult]:
-    """Each backtest with a progress bar (the network's recording shows as its first pause)."""
+    """Each backtest with progress bars: the network's recording (first run on these candles
+    only), then the ticks."""
     results = []
     with _progress() as progress:
         for run in runs:
-            task = progress.add_task(run.strategy.name, total=None)
-            results.append(
-                guarded(
-                    lambda run=run, task=task: run.run(  # type: ignore[misc]
-                        lambda done, total: progress.update(task, completed=done, total=total)
-                    )
-                )
-            )
+            name = run.strategy.name
+            ticks = progress.add_task(name, total=None, visible=False)
+            epochs = progress.add_task(f"{name} network", total=None, visible=False)
+
+            def ticked(done: int, total: int, task: TaskID = ticks) -> None:
+                progress.update(task, completed=done, total=total, visible=True)
+
+            def recorded(done: int, total: int, task: TaskID = epochs) -> None:
+                progress.update(task, completed=done, total=total, visible=done < total)
+
+            results.append(guarded(lambda run=run, t=ticked, r=recorded: run.run(t, r)))  # type: ignore[misc]
     return results
 
 
@@ -312,7 +323,7 @@ def _format(key: str, value: float) -> str:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description:>14}"),
+        TextColumn("{task.description:>22}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
