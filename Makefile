@@ -38,4 +38,4 @@ lock: $(STAMP)
 	$(BIN)/python -m uv pip compile pyproject.toml --extra dev --extra allora --universal --python-version 3.11 -o requirements-allora.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache defai-report
+	rm -rf $(VENV) .venv-peer .pytest_cache .mypy_cache .ruff_cache defai-report
