@@ -105,6 +105,9 @@ def test_backtest_prints_metrics_and_checks_look_ahead(tmp_path: Path) -> None:
         (["--network", "allora"], "--network must be local or none"),
         (["--strategy", "nope"], "no defai.strategies plugin named 'nope'"),
         (["--start", "2031-01-01"], "nothing to run"),
+        (["--capital", "-5"], "capital must be a positive number"),
+        (["--check-lookahead", "--checkpoints", "0"], "at least one checkpoint"),
+        (["--sweep", "nope=1,2"], "has no parameter(s) ['nope']"),
     ],
 )
 def test_backtest_refuses_bad_options_clearly(args: list[str], message: str) -> None:

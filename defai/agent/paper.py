@@ -6,12 +6,14 @@ run and a backtest of the same strategy and capital start from the same books.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from defai.agent.agent import Venues
 from defai.agent.guard import RiskLimits
+from defai.errors import ConfigError
 from defai.execution.amm import PaperAMM, PoolConfig
 from defai.execution.lending import PaperLending
 from defai.execution.paper import PaperExchange
@@ -22,6 +24,8 @@ def capital_limits(capital: float, configured: RiskLimits | None = None) -> Risk
     """The guard's limits scaled to the run: an order at most the capital, a day's orders at
     most five times it; every limit the configuration sets ([risk]) wins over those and over
     RiskLimits' defaults."""
+    if not (math.isfinite(capital) and capital > 0):
+        raise ConfigError(f"capital must be a positive number, not {capital!r}")
     scaled = RiskLimits(max_notional_per_order=capital, max_notional_per_day=5 * capital)
     if configured is None:
         return scaled

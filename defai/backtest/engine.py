@@ -8,6 +8,7 @@ each tick left behind (equity, exposure, health factor, LP book, decisions) for 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -72,6 +73,14 @@ class Backtest:
     """Record the network up to this time rather than `end`: runs over consecutive windows
     (walk-forward) then share one recording; each tick still sees only past epochs."""
     window: int = 256
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.capital) and self.capital > 0):
+            raise ConfigError(f"backtest capital must be a positive number, not {self.capital!r}")
+        if self.warmup < 0 or self.window < 1:
+            raise ConfigError(
+                f"backtest warmup must be >= 0 and window >= 1 (got {self.warmup}, {self.window})"
+            )
 
     def span(self) -> tuple[int, int]:
         """The first and last tick (epoch ms), on candle closes of the timeframe."""

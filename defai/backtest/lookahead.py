@@ -18,6 +18,7 @@ import pandas as pd
 
 from defai.backtest.engine import Backtest
 from defai.backtest.result import BacktestResult
+from defai.errors import ConfigError
 from defai.market.feed import Feed
 from defai.types import Candles
 
@@ -78,6 +79,8 @@ def check_lookahead(
 ) -> LookaheadReport:
     """Re-run `backtest` on feeds cut at `checkpoints` ticks spread over its span (the last
     tick included) and list every tick whose proposals differ from the full run's."""
+    if checkpoints < 1:
+        raise ConfigError(f"the look-ahead check needs at least one checkpoint, not {checkpoints}")
     full = full if full is not None else backtest.run()
     times = pd.DatetimeIndex(full.equity.index).as_unit("ms").asi8
     picks = np.unique(np.linspace(0, len(times) - 1, checkpoints + 1)[1:].round().astype(int))

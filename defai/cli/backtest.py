@@ -105,7 +105,7 @@ def backtest(
             "start": start,
             "end": end,
             "capital": capital,
-            "limits": capital_limits(capital, settings.risk),
+            "limits": guarded(lambda: capital_limits(capital, settings.risk)),
             "network": None if network == "none" else "local",
             "cache_dir": network_cache(settings),
         }
@@ -113,20 +113,22 @@ def backtest(
         for chosen in strategies:
             run_sweep(chosen, feed, plan, options)
         return
-    runs = [
-        Backtest(
-            s,
-            feed,
-            start=start,
-            end=end,
-            capital=capital,
-            network=None if network == "none" else "local",
-            limits=capital_limits(capital, settings.risk),
-            journal=journal,
-            cache_dir=network_cache(settings),
-        )
-        for s in strategies
-    ]
+    runs = guarded(
+        lambda: [
+            Backtest(
+                s,
+                feed,
+                start=start,
+                end=end,
+                capital=capital,
+                network=None if network == "none" else "local",
+                limits=capital_limits(capital, settings.risk),
+                journal=journal,
+                cache_dir=network_cache(settings),
+            )
+            for s in strategies
+        ]
+    )
     console.print(f"[bold]backtest[/] on {title}")
     results = run_all(runs)
     print_metrics(results)
