@@ -10,8 +10,11 @@ Recordings are cached on disk by a digest of the topic's cast and the candles it
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,7 @@ from defai.network.topic import TopicSpec
 from defai.types import NetworkInference
 
 _CHUNK = 500  # epochs run between two progress reports
+PARALLEL_EPOCHS = 20_000  # below this, starting worker processes costs more than it saves
 _FORMAT = 1  # bump when the recording's layout changes: old cache files are then ignored
 
 
@@ -59,26 +63,29 @@ class NetworkTape:
         clock: Clock,
         cache_dir: Path | None = None,
         progress: Callable[[int, int], None] | None = None,
+        processes: int | None = None,
     ) -> NetworkTape:
         """Run each topic over the feed up to `until_ms` (or load its cached recording);
-        `progress(epochs done, epochs to run)` follows the topics that have to run."""
+        `progress(epochs done, epochs to run)` follows the topics that have to run. Topics are
+        independent: with `processes` > 1 (by default, one per core once there are
+        PARALLEL_EPOCHS epochs to run) they run in separate processes, with the same result."""
         paths = [_cache_path(t, feed, until_ms, cache_dir) for t in topics]
         todo = [
             (t, _due_epochs(t, feed, until_ms))
             for t, path in zip(topics, paths, strict=True)
             if path is None or not path.exists()
         ]
-        total, done = sum(len(due) for _, due in todo), 0
-        recorded: dict[str, pd.DataFrame] = {}
-        for topic, due in todo:
-            network = LocalNetwork([topic])
-            for chunk in range(0, len(due), _CHUNK):  # epoch by epoch or at once: same ledger
-                network.advance(int(due[min(chunk + _CHUNK, len(due)) - 1]), feed)
-                done += min(_CHUNK, len(due) - chunk)
-                if progress is not None:
-                    progress(done, total)
-            network.advance(until_ms, feed)
-            recorded[topic.name] = network.history(topic.name)
+        total = sum(len(due) for _, due in todo)
+        workers = min(len(todo), os.cpu_count() or 1) if processes is None else processes
+        if workers > 1 and len(todo) > 1 and (processes is not None or total >= PARALLEL_EPOCHS):
+            recorded = _record_apart(todo, feed, until_ms, workers, total, progress)
+        else:
+            recorded, done = {}, 0
+            for topic, due in todo:
+                recorded[topic.name] = _record_one(
+                    topic, due, feed, until_ms, done, total, progress
+                )
+                done += len(due)
         recordings = []
         for topic, path in zip(topics, paths, strict=True):
             frame = recorded.get(topic.name)
@@ -149,6 +156,48 @@ class _Columns:
             tuple(self.intervals[i].tolist()),
             {n: w for n, w in zip(self.names, weights, strict=True) if w == w},  # NaN: absent
         )
+
+
+def _record_one(
+    topic: Topic,
+    due: np.ndarray,
+    feed: Feed,
+    until_ms: int,
+    done: int = 0,
+    total: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """One topic's history, run in chunks so progress can be told (same ledger as at once)."""
+    network = LocalNetwork([topic])
+    for chunk in range(0, len(due), _CHUNK):
+        network.advance(int(due[min(chunk + _CHUNK, len(due)) - 1]), feed)
+        if progress is not None:
+            progress(done + min(chunk + _CHUNK, len(due)), total)
+    network.advance(until_ms, feed)
+    return network.history(topic.name)
+
+
+def _record_apart(
+    todo: Sequence[tuple[Topic, np.ndarray]],
+    feed: Feed,
+    until_ms: int,
+    workers: int,
+    total: int,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, pd.DataFrame]:
+    """Each topic in its own process (a fresh one from the fork server: no inherited threads
+    or locks); progress moves as topics finish."""
+    methods = get_all_start_methods()
+    context = get_context("forkserver" if "forkserver" in methods else "spawn")
+    recorded, done = {}, 0
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(_record_one, t, due, feed, until_ms) for t, due in todo]
+        for (topic, due), future in zip(todo, futures, strict=True):
+            recorded[topic.name] = future.result()
+            done += len(due)
+            if progress is not None:
+                progress(done, total)
+    return recorded
 
 
 def _cache_path(topic: Topic, feed: Feed, until_ms: int, cache_dir: Path | None) -> Path | None:

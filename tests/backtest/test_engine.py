@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from support import shared_file
 
@@ -15,9 +16,11 @@ from defai.agent.observation import Observation
 from defai.agent.policy import Strategy
 from defai.agent.toolbox import ToolBox
 from defai.backtest import Backtest
+from defai.backtest.tape import NetworkTape
 from defai.errors import ConfigError
 from defai.market.csv import CsvFeed
 from defai.market.synthetic import SyntheticFeed
+from defai.market.view import SimClock
 from defai.network.local import LocalNetwork, default_topics
 from defai.plugins import STRATEGIES_GROUP, resolve
 
@@ -155,3 +158,21 @@ def test_a_crash_liquidates_the_loan_and_the_result_shows_it(
     assert 1.0 < result.health_factor.dropna().iloc[0] < 1.2  # HF ~ LT / LTV / 0.95
     price = result.prices["ETH/USDT"]
     assert price[price.index.asi8 // 1_000_000 <= first["time_ms"]].iloc[-1] < price.iloc[0]
+
+
+def test_topics_recorded_in_separate_processes_equal_those_recorded_here(
+    feed: SyntheticFeed,
+) -> None:
+    topics = [t for t in default_topics(["ETH/USDT"]) if t.name in strategy("directional").topics]
+    end = feed.span("ETH/USDT", "1h")[1]
+    clock = SimClock(end)
+    seen: list[tuple[int, int]] = []
+    here = NetworkTape.record(topics, feed, end, clock, processes=1)
+    apart = NetworkTape.record(
+        topics, feed, end, clock, processes=2, progress=lambda *p: seen.append(p)
+    )
+    for topic in topics:
+        pd.testing.assert_frame_equal(
+            here.recordings[topic.name].frame, apart.recordings[topic.name].frame
+        )
+    assert seen[-1][0] == seen[-1][1] and len(seen) == 2  # a report per finished topic
