@@ -1,7 +1,8 @@
 """A journaled run of an agent, opened or resumed, whatever drives it (paper replay or live).
 
 Paper and live runs differ in their clock, feed and venues only; how a run is found again after a
-restart and how the agent is wired around it is the same, so it is written once, here.
+restart and how the agent is wired around it is the same, so it is written once, here (a
+backtest wires its agent the same way, without a run to resume).
 """
 
 from __future__ import annotations
@@ -54,26 +55,32 @@ def build_agent(
     network: InferenceSource,
     venues: Venues,
     limits: RiskLimits,
-    journal: Journal,
-    run: Run,
+    journal: Journal | None = None,
+    run: Run | None = None,
     policy: Policy | None = None,
+    tools: Sequence[object] = (),
+    timeframe: str = "1h",
+    window: int = 256,
 ) -> Agent:
-    """The agent of `run`: every tool found, deciding by `policy` (default: the strategy)."""
-    market = MarketView(feed, clock)
-    tools = [build_tool(obj, network, market) for obj in discover(TOOLS_GROUP).values()]
+    """The agent of a run (paper, live or backtest): every installed tool and `tools`, deciding
+    by `policy` (default: the strategy), its guard requiring the strategy's topics."""
+    market = MarketView(feed, clock, timeframe)
+    plugins = [*discover(TOOLS_GROUP).values(), *tools]
     return Agent(
         clock=clock,
         feed=feed,
         network=network,
         policy=policy or StrategyPolicy(strategy),
         guard=RiskGuard(strategy_limits(limits, strategy)),
-        toolbox=ToolBox(tools),
+        toolbox=ToolBox([build_tool(obj, network, market) for obj in plugins]),
         venues=venues,
         symbols=strategy.symbols,
         topics=strategy.topics,
+        timeframe=timeframe,
+        window=window,
         journal=journal,
-        run_id=run.run_id,
-        resumed=run.resumed,
+        run_id=None if run is None else run.run_id,
+        resumed=False if run is None else run.resumed,
     )
 
 

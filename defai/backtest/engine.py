@@ -18,22 +18,21 @@ from typing import Any
 import numpy as np
 
 from defai.agent.agent import Agent, TickReport, Venues
-from defai.agent.guard import RiskGuard, RiskLimits
+from defai.agent.guard import RiskLimits
 from defai.agent.intents import CloseLPRange, Intent, Verdict
 from defai.agent.journal import Journal
 from defai.agent.observation import Portfolio
 from defai.agent.paper import capital_limits, paper_venues
-from defai.agent.policy import Policy, Strategy, StrategyPolicy
-from defai.agent.toolbox import ToolBox
+from defai.agent.policy import Policy, Strategy
+from defai.agent.runs import Run, build_agent
 from defai.backtest.result import BacktestResult, LpRange, build_result
 from defai.backtest.tape import NetworkTape
 from defai.errors import ConfigError
 from defai.execution.amm import LpValuation
 from defai.market.feed import Feed
-from defai.market.view import MarketView, SimClock
+from defai.market.view import SimClock
 from defai.network.base import InferenceSource
 from defai.network.local import Topic, default_topics
-from defai.plugins import TOOLS_GROUP, build_tool, discover
 from defai.types import timeframe_ms, to_ms, to_timestamp
 
 ALL_VENUES = ("exchange", "amm", "lending")
@@ -145,33 +144,24 @@ class Backtest:
         self, clock: SimClock, start: int, end: int, recording: Progress | None = None
     ) -> Agent:
         strategy = self.strategy
-        network = self._network(clock, end, recording)
-        market = MarketView(self.feed, clock, self.timeframe)
-        plugins = [*discover(TOOLS_GROUP).values(), *self.tools]
-        tools = [build_tool(obj, network, market) for obj in plugins]
-        journal = run_id = None
+        journal = run = None
         if self.journal is not None:
             journal = Journal(self.journal)
-            run_id = journal.start_run(
-                {"strategy": strategy.name, "start": start, "end": end, "capital": self.capital},
-                "backtest",
-                strategy.name,
-                None,
-            )
-        return Agent(
+            config = {"strategy": strategy.name, "start": start, "end": end}
+            run = Run(journal.start_run(config, "backtest", strategy.name, None), False, None)
+        return build_agent(
+            strategy,
             clock=clock,
             feed=self.feed,
-            network=network,
-            policy=self.policy or StrategyPolicy(strategy),
-            guard=RiskGuard(self.limits or capital_limits(self.capital)),
-            toolbox=ToolBox(tools),
+            network=self._network(clock, end, recording),
             venues=self._venues(start),
-            symbols=strategy.symbols,
-            topics=strategy.topics,
+            limits=self.limits or capital_limits(self.capital),
+            journal=journal,
+            run=run,
+            policy=self.policy,
+            tools=self.tools,
             timeframe=self.timeframe,
             window=self.window,
-            journal=journal,
-            run_id=run_id,
         )
 
     def _venues(self, start: int) -> Venues:
