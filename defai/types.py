@@ -58,6 +58,13 @@ def to_timestamp(ms: int) -> pd.Timestamp:
     return pd.Timestamp(ms, unit="ms", tz="UTC")
 
 
+def epoch_ms(times: pd.Index | pd.Series) -> IntArray:
+    """UTC datetimes (an index or a column) as epoch milliseconds, whatever their unit."""
+    if not len(times):
+        return np.empty(0, np.int64)
+    return np.asarray(pd.DatetimeIndex(times).as_unit("ms").asi8, dtype=np.int64)
+
+
 @dataclass(frozen=True, slots=True)
 class Candles:
     """A window of OHLCV candles of one symbol and timeframe, oldest first.

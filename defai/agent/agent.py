@@ -176,7 +176,13 @@ class Agent:
         review = self.guard.review(proposals, observation)
         executions = tuple(self._execute(a, now) for a in review.approved)
         transcript = list(getattr(self.policy, "last_transcript", None) or [])
-        equity = self._journal(now, review.verdicts, executions, fills, transcript)
+        acted = any(not isinstance(e.intent, Hold) for e in executions)
+        by_venue = (  # nothing moved since the observation: its valuation still holds
+            self.venues.equity_by_venue(self.quote)
+            if acted
+            else dict(observation.portfolio.equity_by_venue)
+        )
+        equity = self._journal(now, review.verdicts, executions, fills, transcript, by_venue)
         return TickReport(now, observation, review.verdicts, executions, tuple(fills), equity)
 
     def run(self, until_ms: int, step_ms: int, set_time: Callable[[int], None]) -> list[TickReport]:
@@ -271,7 +277,8 @@ class Agent:
                     for asset, config in market.reserves.items()
                 }
             )
-        equity = sum(self.venues.equity_by_venue(self.quote).values())
+        by_venue = self.venues.equity_by_venue(self.quote)
+        equity = sum(by_venue.values())
         self._peak = max(self._peak, equity)
         return Portfolio(
             self.quote,
@@ -282,6 +289,7 @@ class Agent:
             tuple(lp),
             lending,
             accounts,
+            by_venue,
         )
 
     # ------------------------------------------------------------------ execution
@@ -455,8 +463,9 @@ class Agent:
         executions: Sequence[Execution],
         fills: Sequence[Mapping[str, Any]],
         transcript: Sequence[Mapping[str, Any]],
+        by_venue: dict[str, float],
     ) -> float:
-        by_venue = self.venues.equity_by_venue(self.quote)
+        """Journal the tick (one transaction); the equity it ends with, valued `by_venue`."""
         equity = sum(by_venue.values())
         calls = self.toolbox.drain()
         if self.journal is None or self.run_id is None:

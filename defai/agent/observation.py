@@ -125,12 +125,15 @@ class Portfolio:
     accounts: Mapping[str, Mapping[str, Balance]] = field(default_factory=dict)
     """Balances per account where funds are not fungible between venues: "exchange" (orders)
     and "wallet" (the on-chain account: swaps, LP, lending). `balances` is their sum."""
+    equity_by_venue: Mapping[str, float] = field(default_factory=dict)
+    """`equity` split by venue ("exchange", "amm", "lending")."""
 
     def __post_init__(self) -> None:
         _read_only(self, "balances", self.balances)
         _read_only(
             self, "accounts", {k: MappingProxyType(dict(v)) for k, v in self.accounts.items()}
         )
+        _read_only(self, "equity_by_venue", self.equity_by_venue)
 
     def free(self, asset: str, account: str | None = None) -> float:
         """Spendable amount of an asset in one account (all of them when the portfolio has no

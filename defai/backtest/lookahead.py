@@ -14,13 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pandas as pd
 
 from defai.backtest.engine import Backtest
 from defai.backtest.result import BacktestResult
 from defai.errors import ConfigError
 from defai.market.feed import Feed
-from defai.types import Candles
+from defai.types import Candles, epoch_ms
 
 
 class TruncatedFeed:
@@ -82,7 +81,7 @@ def check_lookahead(
     if checkpoints < 1:
         raise ConfigError(f"the look-ahead check needs at least one checkpoint, not {checkpoints}")
     full = full if full is not None else backtest.run()
-    times = pd.DatetimeIndex(full.equity.index).as_unit("ms").asi8
+    times = epoch_ms(full.equity.index)
     picks = np.unique(np.linspace(0, len(times) - 1, checkpoints + 1)[1:].round().astype(int))
     differences: list[Difference] = []
     compared = 0

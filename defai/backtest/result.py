@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from defai.backtest import metrics as m
-from defai.types import timeframe_ms, to_timestamp
+from defai.types import epoch_ms, timeframe_ms, to_timestamp
 
 ACTION_COLUMNS = ["time_ms", "kind", "intent", "result", "error"]
 TRADE_COLUMNS = ["time", "symbol", "side", "amount", "price", "cost", "fee", "order_id"]
@@ -148,7 +148,7 @@ def build_result(
     fills = trade_frame(trades, quote)
     trips = m.round_trips(
         fills["symbol"].tolist(),
-        _epoch_ms(fills["time"]),
+        epoch_ms(fills["time"]).tolist(),
         np.where(fills["side"] == "buy", 1.0, -1.0) * fills["amount"].to_numpy(),
         fills["price"].tolist(),
         fills["fee"].tolist(),
@@ -162,7 +162,6 @@ def build_result(
     )
     lp_frame = pd.DataFrame({k: list(v) for k, v in lp.items()}, index=index)
     liquidation_frame = pd.DataFrame([_fields(e) for e in liquidations])
-    first, last = (int(times[0]), int(times[-1])) if len(times) else (0, 0)
     result = BacktestResult(
         strategy=strategy,
         quote=quote,
@@ -173,55 +172,57 @@ def build_result(
         prices=pd.DataFrame({s: list(v) for s, v in prices.items()}, index=index),
         trades=fills,
         round_trips=trip_frame,
-        actions=pd.DataFrame(
-            list(actions), columns=["time_ms", "kind", "intent", "result", "error"]
-        ),
+        actions=pd.DataFrame(list(actions), columns=ACTION_COLUMNS),
         lp=lp_frame,
         lp_ranges=tuple(lp_ranges),
         liquidations=liquidation_frame,
-        network={
-            t: f.loc[(f.index >= index[0]) & (f.index <= index[-1])] for t, f in network.items()
-        }
-        if len(index)
-        else dict(network),
+        network={t: _between(f, index) for t, f in network.items()},
         verdicts=dict(verdicts),
         decisions=tuple(decisions),
         elapsed_s=elapsed_s,
         setup_s=setup_s,
     )
-    years = (last - first + timeframe_ms(timeframe)) / m.YEAR_MS
     return replace(
         result,
-        metrics=compute_metrics(
-            result,
-            years,
-            m.YEAR_MS / timeframe_ms(timeframe),
-            _collected_fees(actions, result.prices),
-        ),
+        metrics=compute_metrics(result, timeframe, _collected_fees(actions, result.prices)),
         trade_hash=trade_hash(fills, actions),
     )
 
 
+def curve_metrics(equity: pd.Series, timeframe: str) -> dict[str, float]:
+    """What an equity curve alone says (one tick per `timeframe`): return, CAGR, Sharpe,
+    Sortino, maximum drawdown, Calmar."""
+    values = equity.to_numpy(dtype=np.float64)
+    if not len(values):
+        return {}
+    tick = timeframe_ms(timeframe)
+    times = epoch_ms(equity.index)
+    years = (int(times[-1]) - int(times[0]) + tick) / m.YEAR_MS
+    growth = m.cagr(values, years)
+    worst = m.max_drawdown(values)
+    return {
+        "total_return": m.total_return(values),
+        "cagr": growth,
+        "sharpe": m.sharpe(values, m.YEAR_MS / tick),
+        "sortino": m.sortino(values, m.YEAR_MS / tick),
+        "max_drawdown": worst,
+        "calmar": m.calmar(growth, worst),
+    }
+
+
 def compute_metrics(
-    result: BacktestResult, years: float, periods_per_year: float, lp_collected: float
+    result: BacktestResult, timeframe: str, lp_collected: float
 ) -> dict[str, float]:
     equity = result.equity.to_numpy(dtype=np.float64)
     if equity.size == 0:
         return {}
     pnls = result.round_trips["pnl"].tolist()
-    growth = m.cagr(equity, years)
-    worst = m.max_drawdown(equity)
     lp = result.lp
     exposure = result.exposure.to_numpy(dtype=np.float64)
     return {
         "start_equity": float(equity[0]),
         "end_equity": float(equity[-1]),
-        "total_return": m.total_return(equity),
-        "cagr": growth,
-        "sharpe": m.sharpe(equity, periods_per_year),
-        "sortino": m.sortino(equity, periods_per_year),
-        "max_drawdown": worst,
-        "calmar": m.calmar(growth, worst),
+        **curve_metrics(result.equity, timeframe),
         "trades": float(len(result.trades)),
         "round_trips": float(len(pnls)),
         "win_rate": m.win_rate(pnls),
@@ -263,7 +264,7 @@ def trade_frame(trades: Sequence[Mapping[str, Any]], quote: str) -> pd.DataFrame
 def trade_hash(fills: pd.DataFrame, actions: Sequence[Mapping[str, Any]]) -> str:
     """sha256 over every fill and every on-chain action, floats written exactly (repr)."""
     digest = hashlib.sha256()
-    columns = [_epoch_ms(fills["time"])] + [
+    columns = [epoch_ms(fills["time"]).tolist()] + [
         fills[c].tolist() for c in ("symbol", "side", "amount", "price", "fee")
     ]
     for row in zip(*columns, strict=True):
@@ -304,7 +305,3 @@ def _between(frame: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFrame:
     if not len(index):
         return frame
     return frame.loc[(frame.index >= index[0]) & (frame.index <= index[-1])]
-
-
-def _epoch_ms(times: pd.Series) -> list[int]:
-    return [int(t) for t in pd.DatetimeIndex(times).as_unit("ms").asi8]

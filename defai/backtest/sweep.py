@@ -48,8 +48,8 @@ import numpy as np
 import pandas as pd
 
 from defai.agent.policy import Strategy
-from defai.backtest import metrics as m
 from defai.backtest.engine import Backtest, embedded_topics
+from defai.backtest.result import curve_metrics
 from defai.backtest.tape import NetworkTape
 from defai.errors import ConfigError, DefaiError
 from defai.market.feed import Feed
@@ -163,7 +163,7 @@ class WalkForwardResult:
     """Return, CAGR, Sharpe, Sortino and drawdown of the out-of-sample curve."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "metrics", _curve_metrics(self.equity, self.timeframe))
+        object.__setattr__(self, "metrics", curve_metrics(self.equity, self.timeframe))
 
 
 def walk_forward(
@@ -609,25 +609,6 @@ def _split_row(
     else:
         row["error"] = None if result is None else result.error
     return row
-
-
-def _curve_metrics(equity: pd.Series, timeframe: str) -> dict[str, float]:
-    values = equity.to_numpy(dtype=np.float64)
-    if not len(values):
-        return {}
-    tick = timeframe_ms(timeframe)
-    times = pd.DatetimeIndex(equity.index).as_unit("ms").asi8
-    years = (int(times[-1]) - int(times[0]) + tick) / m.YEAR_MS
-    growth = m.cagr(values, years)
-    worst = m.max_drawdown(values)
-    return {
-        "total_return": m.total_return(values),
-        "cagr": growth,
-        "sharpe": m.sharpe(values, m.YEAR_MS / tick),
-        "sortino": m.sortino(values, m.YEAR_MS / tick),
-        "max_drawdown": worst,
-        "calmar": m.calmar(growth, worst),
-    }
 
 
 def _duration(value: str | pd.Timedelta, name: str) -> int:

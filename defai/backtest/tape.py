@@ -25,7 +25,7 @@ from defai.market.feed import Feed
 from defai.market.view import Clock
 from defai.network.local import LocalNetwork, Topic
 from defai.network.topic import TopicSpec
-from defai.types import NetworkInference
+from defai.types import NetworkInference, epoch_ms
 
 _CHUNK = 500  # epochs run between two progress reports
 PARALLEL_EPOCHS = 20_000  # below this, starting worker processes costs more than it saves
@@ -42,7 +42,7 @@ class Recording:
 
     @property
     def times(self) -> np.ndarray:
-        return _epoch_ms(self.frame.index)
+        return epoch_ms(self.frame.index)
 
 
 class NetworkTape:
@@ -225,7 +225,7 @@ def _save(frame: pd.DataFrame, path: Path) -> None:
     temporary = path.with_suffix(".tmp.npz")
     np.savez(
         temporary,
-        time=_epoch_ms(frame.index),
+        time=epoch_ms(frame.index),
         columns=np.array(frame.columns, dtype=str),
         values=frame.to_numpy(dtype=np.float64),
     )
@@ -236,9 +236,3 @@ def _load(path: Path) -> pd.DataFrame:
     with np.load(path, allow_pickle=False) as stored:
         index = pd.DatetimeIndex(pd.to_datetime(stored["time"], unit="ms", utc=True), name="time")
         return pd.DataFrame(stored["values"], index=index, columns=list(stored["columns"]))
-
-
-def _epoch_ms(index: pd.Index) -> np.ndarray:
-    if not len(index):
-        return np.empty(0, np.int64)
-    return np.asarray(pd.DatetimeIndex(index).as_unit("ms").asi8, dtype=np.int64)
