@@ -13,8 +13,8 @@ from defai import __version__
 from defai.agent.paper import capital_limits
 from defai.backtest import Backtest
 from defai.cli.backtest import backtest as backtest_command
-from defai.cli.backtest import load_strategy, network_cache, print_metrics, run_all, write
-from defai.cli.common import ConfigOption, console, guarded, settings_from
+from defai.cli.backtest import network_cache, print_metrics, run_all, write
+from defai.cli.common import ConfigOption, console, guarded, load_strategy, settings_from
 from defai.cli.data import data_app
 from defai.cli.network import network_app
 from defai.cli.run import run as run_command

@@ -42,11 +42,11 @@ from defai.cli.common import (
     console,
     fail,
     guarded,
+    load_strategy,
     settings_from,
 )
 from defai.config import Settings
 from defai.market.feed import Feed
-from defai.plugins import STRATEGIES_GROUP, resolve
 from defai.types import to_timestamp
 
 StrategyOption = Annotated[
@@ -222,14 +222,6 @@ def _value(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
-
-
-def load_strategy(spec: str) -> Strategy:
-    found = guarded(lambda: resolve(STRATEGIES_GROUP, spec))
-    instance: Any = guarded(lambda: found() if isinstance(found, type) else found)
-    if not isinstance(instance, Strategy):
-        fail(f"{spec!r} is not a strategy (it needs name, symbols, topics and decide)")
-    return instance  # type: ignore[no-any-return]
 
 
 def network_cache(settings: Settings) -> Path:

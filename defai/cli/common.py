@@ -8,17 +8,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
+from defai.agent.policy import Strategy
 from defai.config import Settings, load_settings
 from defai.errors import DefaiError
 from defai.market.ccxt_feed import CcxtFeed, make_exchange
 from defai.market.csv import CsvFeed
 from defai.market.feed import StoreFeed
 from defai.market.synthetic import SyntheticFeed
+from defai.plugins import STRATEGIES_GROUP, resolve
 from defai.types import to_ms
 
 console = Console()
@@ -62,6 +64,15 @@ def stop_on_signals() -> Iterator[Stop]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def load_strategy(spec: str) -> Strategy:
+    """A strategy plugin by name or 'module:Class' (a class is built with its defaults)."""
+    found = guarded(lambda: resolve(STRATEGIES_GROUP, spec))
+    instance: Any = guarded(lambda: found() if isinstance(found, type) else found)
+    if not isinstance(instance, Strategy):
+        fail(f"{spec!r} is not a strategy (it needs name, symbols, topics and decide)")
+    return instance  # type: ignore[no-any-return]
 
 
 def settings_from(path: Path | None) -> Settings:

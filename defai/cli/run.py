@@ -8,7 +8,7 @@ started again with the same folder resumes from its last journaled tick.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -27,6 +27,7 @@ from defai.cli.common import (
     console,
     fail,
     guarded,
+    load_strategy,
     settings_from,
     stop_on_signals,
 )
@@ -38,7 +39,6 @@ from defai.market.view import SimClock
 from defai.network.allora import AlloraNetwork
 from defai.network.base import InferenceSource
 from defai.network.local import LocalNetwork
-from defai.plugins import STRATEGIES_GROUP, resolve
 from defai.types import timeframe_ms, to_ms, to_timestamp
 
 HOUR = 3_600_000
@@ -104,7 +104,7 @@ def run(
             fail("--live trades on the exchange's own candles: not with --replay or --csv")
     elif exchange:
         fail("--exchange is for --live runs (paper runs replay --csv or the synthetic market)")
-    chosen = _strategy(strategy)
+    chosen = load_strategy(strategy)
     folder = state_dir or settings.agent.state_dir or settings.data.dir / "agent"
     folder.mkdir(parents=True, exist_ok=True)
     if live:
@@ -148,14 +148,6 @@ def run(
     _close(agent)
     journal.close()
     console.print(f"{status} after {ticks} ticks; equity {agent.portfolio().equity:,.2f} USDT")
-
-
-def _strategy(spec: str) -> Strategy:
-    found = guarded(lambda: resolve(STRATEGIES_GROUP, spec))
-    instance: Any = found() if isinstance(found, type) else found
-    if not isinstance(instance, Strategy):
-        fail(f"{spec!r} is not a strategy (it needs name, symbols, topics and decide)")
-    return instance  # type: ignore[no-any-return]
 
 
 def _llm_policy(

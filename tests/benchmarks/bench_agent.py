@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from defai.cli.run import _agent, _network, _strategy
+from defai.cli.common import load_strategy
+from defai.cli.run import _agent, _network
 from defai.config import load_settings
 from defai.market.synthetic import SyntheticFeed
 
@@ -28,7 +29,7 @@ def main() -> None:
     for name in ("directional", "lp_rebalance", "leverage_loop"):
         with tempfile.TemporaryDirectory() as folder:
             feed = SyntheticFeed(seed=3, days=30)
-            strategy = _strategy(name)
+            strategy = load_strategy(name)
             network = _network("local", feed, Path(folder), settings)
             # warm the network up first: the tick then runs one epoch per topic, as live
             warm_until = feed.span("ETH/USDT", "1h")[0] + 300 * HOUR

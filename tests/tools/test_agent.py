@@ -7,41 +7,14 @@ ToolMessage it reads before its next turn.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import LanguageModelInput
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.outputs import ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool
-from pydantic import Field
+from llm_support import scripted
 
 from tools.lp_range import LpRangeResult
-
-
-class ScriptedChatModel(GenericFakeChatModel):
-    """Answers with the scripted messages in turn and remembers what it was shown."""
-
-    seen: list[list[BaseMessage]] = Field(default_factory=list)
-
-    def bind_tools(
-        self, tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool], **kwargs: Any
-    ) -> Runnable[LanguageModelInput, AIMessage]:
-        return self
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        self.seen.append(list(messages))
-        return super()._generate(messages, stop, run_manager, **kwargs)
 
 
 def tool_call(call_id: str, name: str, **args: Any) -> dict[str, Any]:
@@ -73,7 +46,7 @@ def test_bad_tool_calls_come_back_to_the_model_and_the_run_continues(
         AIMessage(content="", tool_calls=[tool_call("fixed", "lp_range", fee_tier=3000, **LP)]),
         AIMessage(content="Range planned."),
     ]
-    model = ScriptedChatModel(messages=iter(script))
+    model = scripted(*script)
     agent = create_agent(model, tools=list(tools.values()), system_prompt="You plan DeFi moves.")
 
     final = agent.invoke({"messages": [HumanMessage("Plan an ETH/USDT LP range.")]})
